@@ -1,0 +1,76 @@
+"""The cameras.yaml sections that analytics owns: detector settings, zones and rules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from events.model import Severity
+
+ZoneId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DetectorConfig(Strict):
+    # A name ultralytics resolves (downloads on a machine with internet) or a path to weights:
+    # .pt, .onnx, .tflite or an *_openvino_model directory; the backend follows the file.
+    model: str = "yolo11n.pt"
+    imgsz: int = Field(default=640, ge=160, le=1920, multiple_of=32)
+    device: str = "cpu"
+    confidence: float = Field(default=0.35, gt=0, lt=1)
+    class_confidence: dict[str, Annotated[float, Field(gt=0, lt=1)]] = {}
+    max_batch: int = Field(default=8, ge=1, le=64)
+    max_wait_ms: float = Field(default=15, ge=0, le=500)
+
+
+class Zone(Strict):
+    id: ZoneId
+    name: str = ""
+    # normalized: 0..1 of the frame width/height (survives a resolution change); pixels: as is.
+    units: Literal["normalized", "pixels"] = "normalized"
+    points: list[tuple[float, float]]
+
+    @field_validator("points")
+    @classmethod
+    def _polygon(
+        cls, points: list[tuple[float, float]], info: ValidationInfo
+    ) -> list[tuple[float, float]]:
+        if len(points) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+        if len(set(points)) < 3:
+            raise ValueError("a polygon needs at least 3 distinct points")
+        if info.data.get("units", "normalized") == "normalized":
+            for x, y in points:
+                if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                    raise ValueError(
+                        f"point ({x:g}, {y:g}) is outside 0..1; normalized points are fractions "
+                        "of the frame (write units: pixels for pixel coordinates)"
+                    )
+        return points
+
+
+class CrowdRule(Strict):
+    """Persons in a zone at or above `min_count` for `for` seconds opens a crowd incident."""
+
+    type: Literal["crowd"]
+    zone: ZoneId
+    min_count: int = Field(ge=1, le=10000)
+    for_s: float = Field(default=5.0, ge=0, le=3600, alias="for")
+    clear_after_s: float = Field(default=10.0, ge=0, le=3600, alias="clear_after")
+    cooldown_s: float = Field(default=60.0, ge=0, le=86400, alias="cooldown")
+    severity: Severity = Severity.MEDIUM
+    classes: list[str] = Field(default=["person"], min_length=1)
+
+
+Rule = Annotated[CrowdRule, Field(discriminator="type")]

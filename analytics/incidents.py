@@ -1,0 +1,51 @@
+"""Debounce, hysteresis and cooldown: turns a noisy per-frame signal into incident transitions.
+
+idle --(true for `for_s`)--> open --(false for `clear_after_s`)--> closed (cooldown) --> idle
+A condition that flickers shorter than `for_s` never opens; one that dips shorter than
+`clear_after_s` never closes; after closing, nothing reopens until `cooldown_s` has passed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Transition(StrEnum):
+    OPENED = "opened"
+    HOLDING = "holding"
+    CLOSED = "closed"
+
+
+class Hysteresis:
+    def __init__(self, for_s: float, clear_after_s: float, cooldown_s: float) -> None:
+        self.for_s = for_s
+        self.clear_after_s = clear_after_s
+        self.cooldown_s = cooldown_s
+        self.is_open = False
+        self._true_since: float | None = None
+        self._false_since: float | None = None
+        self._cooldown_until = float("-inf")
+
+    def update(self, condition: bool, now: float) -> Transition | None:
+        if not self.is_open:
+            if not condition or now < self._cooldown_until:
+                self._true_since = None
+                return None
+            if self._true_since is None:
+                self._true_since = now
+            if now - self._true_since >= self.for_s:
+                self.is_open = True
+                self._false_since = None
+                return Transition.OPENED
+            return None
+        if condition:
+            self._false_since = None
+            return Transition.HOLDING
+        if self._false_since is None:
+            self._false_since = now
+        if now - self._false_since >= self.clear_after_s:
+            self.is_open = False
+            self._true_since = None
+            self._cooldown_until = now + self.cooldown_s
+            return Transition.CLOSED
+        return None

@@ -1,0 +1,54 @@
+"""Crowd rule: persons in a zone at or above a count for a dwell time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from analytics.config import CrowdRule
+from analytics.detection import Detection
+from analytics.incidents import Hysteresis, Transition
+
+
+@dataclass(frozen=True)
+class CrowdSignal:
+    """What the rule concluded for one frame; the engine turns it into incident events."""
+
+    transition: Transition
+    count: int
+    peak: int
+    new_peak: bool
+    track_ids: tuple[int, ...]
+    started_at: datetime
+
+
+class CrowdState:
+    def __init__(self, rule: CrowdRule) -> None:
+        self.rule = rule
+        self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
+        self._classes = set(rule.classes)
+        self._peak = 0
+        self._started_at: datetime | None = None
+
+    def update(
+        self, members: list[Detection], now_mono: float, now_utc: datetime
+    ) -> CrowdSignal | None:
+        count = len(members)
+        was_open = self.gate.is_open
+        transition = self.gate.update(count >= self.rule.min_count, now_mono)
+        if transition is None:
+            return None
+        if transition is Transition.OPENED or not was_open:
+            self._peak = 0
+            self._started_at = now_utc
+        new_peak = count > self._peak
+        self._peak = max(self._peak, count)
+        assert self._started_at is not None
+        return CrowdSignal(
+            transition=transition,
+            count=count,
+            peak=self._peak,
+            new_peak=new_peak,
+            track_ids=tuple(sorted(d.track_id for d in members if d.track_id is not None)),
+            started_at=self._started_at,
+        )

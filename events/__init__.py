@@ -1,0 +1,1 @@
+"""The event model and everything that moves or keeps events. Imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""Cameras and frames: capture, health, recording. Knows nothing of YOLO or incidents."""

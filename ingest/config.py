@@ -1,0 +1,26 @@
+"""The cameras.yaml section that ingest owns: where a camera's stream is and how to pull it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+CameraId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+
+
+class CameraSource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    detect_fps: float = Field(default=5.0, gt=0, le=30)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    transport: str = Field(default="tcp", pattern="^(tcp|udp)$")
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp(cls, value: str) -> str:
+        if not value.startswith(("rtsp://", "rtsps://")):
+            raise ValueError("must be an rtsp:// or rtsps:// URL")
+        return value

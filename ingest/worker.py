@@ -1,0 +1,117 @@
+"""The async side of one camera: samples the capture slot at detect_fps and reports health.
+
+The worker never waits on the decoder: it peeks at the latest-frame slot on a timer, so a dead
+or slow camera cannot stall the event loop or any other camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from events.model import CameraState, CameraStatus, utcnow
+from ingest.config import CameraSource
+from ingest.frame import Frame
+from ingest.source import CaptureSource
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[Frame], Awaitable[None]]
+StatusHandler = Callable[[CameraStatus], Awaitable[None]]
+
+STATUS_INTERVAL_S = 1.0
+
+
+class CameraWorker:
+    def __init__(
+        self,
+        camera_id: str,
+        source: CameraSource,
+        on_frame: FrameHandler,
+        on_status: StatusHandler,
+    ) -> None:
+        self.camera_id = camera_id
+        self.source = source
+        self.capture = CaptureSource(camera_id, source)
+        self._on_frame = on_frame
+        self._on_status = on_status
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sampled = 0
+        self._last_seq = 0
+        self._skipped_total = 0
+        self._skip_window: list[tuple[float, int]] = []
+        self._reported: CameraState | None = None
+
+    async def start(self) -> None:
+        self.capture.start()
+        self._tasks = [
+            asyncio.create_task(self._sample_loop(), name=f"sample-{self.camera_id}"),
+            asyncio.create_task(self._status_loop(), name=f"status-{self.camera_id}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        # Joining the decode thread is blocking: do it off the loop. The read timeout bounds it.
+        await asyncio.to_thread(self.capture.stop, self.source.read_timeout_s + 1)
+
+    def latest(self) -> Frame | None:
+        return self.capture.latest()
+
+    async def _sample_loop(self) -> None:
+        period = 1.0 / self.source.detect_fps
+        next_at = time.monotonic()
+        while True:
+            next_at += period
+            frame = self.capture.latest()
+            if frame is not None and frame.seq > self._last_seq:
+                skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
+                self._skipped_total += max(skipped, 0)
+                self._last_seq = frame.seq
+                self._sampled += 1
+                try:
+                    await self._on_frame(frame)
+                except Exception:
+                    log.exception("camera=%s frame handler failed", self.camera_id)
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind: skip ahead instead of bursting to catch up
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    def status(self) -> CameraStatus:
+        cap = self.capture
+        now = time.monotonic()
+        self._skip_window.append((now, self._skipped_total))
+        self._skip_window = [(t, n) for t, n in self._skip_window if now - t <= 5.0]
+        t0, n0 = self._skip_window[0]
+        dropped_fps = (self._skipped_total - n0) / (now - t0) if now > t0 else 0.0
+        return CameraStatus(
+            camera_id=self.camera_id,
+            state=cap.state,
+            url_masked=cap.url_masked,
+            at=utcnow(),
+            input_fps=round(cap.input_fps(), 2),
+            dropped_fps=round(dropped_fps, 2),
+            last_frame_age_s=round(now - cap.last_frame_mono, 3) if cap.last_frame_mono else None,
+            reconnects=cap.reconnects,
+            width=cap.width,
+            height=cap.height,
+            codec=cap.codec,
+            error=cap.last_error,
+        )
+
+    async def _status_loop(self) -> None:
+        while True:
+            status = self.status()
+            if status.state != self._reported:
+                self._reported = status.state
+                try:
+                    await self._on_status(status)
+                except Exception:
+                    log.exception("camera=%s status handler failed", self.camera_id)
+            await asyncio.sleep(STATUS_INTERVAL_S)

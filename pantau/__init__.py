@@ -1,0 +1,1 @@
+"""Pantau composition root: the only package that imports all the others."""

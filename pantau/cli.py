@@ -1,0 +1,116 @@
+"""Command line: pantau run | demo | check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from pantau import demo_media
+from pantau.config import ConfigError, PantauConfig, load
+
+log = logging.getLogger("pantau")
+
+EXIT_INVALID_CONFIG = 2
+BUNDLED_CONFIG = Path(__file__).resolve().parent.parent / "cameras.yaml"
+SHARED_MODEL = "models/yolo11n_int8_openvino_model"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("uvicorn.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def demo_env() -> dict[str, str]:
+    """Environment for loading the demo config: the shared YOLO11n export when present."""
+    env = dict(os.environ)
+    assets = demo_media.find_assets()
+    if "PANTAU_MODEL" not in env and assets is not None and (assets / SHARED_MODEL).is_dir():
+        env["PANTAU_MODEL"] = str(assets / SHARED_MODEL)
+    return env
+
+
+def _load_or_exit(path: Path, env: Mapping[str, str] | None = None) -> PantauConfig:
+    try:
+        return load(path, env)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(problem + "\n")
+        sys.exit(EXIT_INVALID_CONFIG)
+
+
+async def _serve(config: PantauConfig, base_dir: Path) -> None:
+    from pantau.runtime import Runtime  # heavy imports (torch) only when really running
+
+    runtime = Runtime(config, base_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        start = asyncio.create_task(runtime.start())
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if start in done:
+            start.result()
+            await waiter
+        else:
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+        log.info("stopping")
+    finally:
+        await runtime.stop()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load_or_exit(Path(args.config), demo_env())
+    print_ok = f"{args.config}: OK ({len(config.cameras)} cameras, {len(config.opds)} OPDs, " \
+        f"{len(config.routing)} routes, {len(config.walls)} walls)\n"
+    sys.stdout.write(print_ok)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    path = Path(args.config)
+    config = _load_or_exit(path, env)
+    if args.port is not None:
+        config = config.model_copy(update={"server": config.server.model_copy(
+            update={"port": args.port})})
+    asyncio.run(_serve(config, path.resolve().parent))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pantau", description="Pantau command-center video "
+                                     "and event system")
+    parser.add_argument("--log-level", default=os.environ.get("PANTAU_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run cameras, analytics, events and the wall")
+    p_run.add_argument("config", nargs="?", default="cameras.yaml")
+    p_run.add_argument("--port", type=int, default=None, help="override server.port")
+    p_demo = sub.add_parser("demo", help="run the bundled demo (loopback RTSP cameras)")
+    p_demo.add_argument("config", nargs="?", default=str(BUNDLED_CONFIG))
+    p_demo.add_argument("--port", type=int, default=None, help="override server.port")
+    p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
+    p_check.add_argument("config", nargs="?", default="cameras.yaml")
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "demo":
+        return cmd_run(args, demo_env())
+    return cmd_run(args, demo_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""cameras.yaml: the whole-file model, composed from each package's own section models.
+
+`load()` parses with ruamel.yaml (which keeps line numbers), expands `${VAR}` references, then
+validates; every error names file, line and field, e.g.
+`cameras.yaml:42: cameras[3].zones[0].points: a polygon needs at least 3 points`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from analytics.config import DetectorConfig, Rule, Zone
+from events.config import Opd, Route, Slug
+from ingest.config import CameraSource
+from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
+
+
+Loc = tuple[str | int, ...]
+RULE_TYPES = ("crowd",)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Camera(CameraSource):
+    id: Slug
+    name: str = Field(min_length=1)
+    kecamatan: str | None = None
+    desa: str | None = None
+    zones: list[Zone] = []
+    rules: list[Rule] = []
+
+
+
+class DemoStream(Strict):
+    path: Slug
+    # A file name under the shared assets' video/ folder, or a path; when it is not there the
+    # demo streams a clip it composes from the images that ship with ultralytics.
+    clip: str = "builtin"
+
+
+class DemoConfig(Strict):
+    rtsp_port: int = Field(default=8554, ge=0, le=65535)
+    streams: list[DemoStream] = Field(min_length=1)
+
+
+class StorageConfig(Strict):
+    data_dir: str = "var"
+
+
+class PantauConfig(Strict):
+    ui: UiConfig = UiConfig()
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    bus: Literal["memory"] = "memory"
+    detector: DetectorConfig = DetectorConfig()
+    cameras: list[Camera] = Field(min_length=1)
+    opds: list[Opd] = []
+    routing: list[Route] = []
+    walls: list[Wall] = []
+    demo: DemoConfig | None = None
+
+    def reference_problems(self) -> list[tuple[Loc, str]]:
+        """Cross-references between sections (ids used twice, names that point nowhere)."""
+        problems: list[tuple[Loc, str]] = []
+
+        def unique(section: str, ids: list[str]) -> None:
+            seen: set[str] = set()
+            for index, item in enumerate(ids):
+                if item in seen:
+                    problems.append(((section, index, "id"), f"id {item!r} is used twice"))
+                seen.add(item)
+
+        unique("cameras", [c.id for c in self.cameras])
+        unique("opds", [o.id for o in self.opds])
+        unique("walls", [w.id for w in self.walls])
+        cams = {c.id for c in self.cameras}
+        opds = {o.id for o in self.opds}
+        for ci, cam in enumerate(self.cameras):
+            zones = [z.id for z in cam.zones]
+            for zi, zid in enumerate(zones):
+                if zid in zones[:zi]:
+                    problems.append((("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice"))
+            for ri, rule in enumerate(cam.rules):
+                if rule.zone not in zones:
+                    problems.append((
+                        ("cameras", ci, "rules", ri, "zone"),
+                        f"zone {rule.zone!r} is not defined on camera {cam.id!r} "
+                        f"(its zones: {', '.join(zones) or 'none'})",
+                    ))
+        for ri, route in enumerate(self.routing):
+            for oi, opd in enumerate(route.opds):
+                if opd not in opds:
+                    problems.append((("routing", ri, "opds", oi), f"OPD {opd!r} is not defined in opds"))
+            for ci, cam in enumerate(route.match.cameras):
+                if cam not in cams:
+                    problems.append((("routing", ri, "match", "cameras", ci), f"camera {cam!r} is not defined"))
+        for wi, wall in enumerate(self.walls):
+            for ci, cam in enumerate(wall.cameras):
+                if cam not in cams:
+                    problems.append((("walls", wi, "cameras", ci), f"camera {cam!r} is not defined"))
+            if len(wall.cameras) > LAYOUT_TILES[wall.layout]:
+                problems.append((
+                    ("walls", wi, "cameras"),
+                    f"{len(wall.cameras)} cameras do not fit layout {wall.layout} "
+                    f"({LAYOUT_TILES[wall.layout]} tiles)",
+                ))
+        return problems
+
+
+class ConfigError(Exception):
+    """One or more problems, each already formatted as `file:line: field: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: str, env: Mapping[str, str], where: str, problems: list[str]) -> str:
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(f"{where}: environment variable {name} is not set")
+        return ""
+
+    return _VAR.sub(sub, value)
+
+
+def _plain(node: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int],
+           env: Mapping[str, str], file: str, problems: list[str]) -> Any:
+    """Copy ruamel nodes into plain data, recording each key's and item's line (1-based)."""
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            line = node.lc.key(key)[0] + 1
+            lines[(*path, key)] = line
+            out[key] = _plain(value, (*path, key), lines, env, file, problems)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            lines[(*path, index)] = node.lc.item(index)[0] + 1
+            items.append(_plain(value, (*path, index), lines, env, file, problems))
+        return items
+    if isinstance(node, str):
+        line = lines.get(path, 0)
+        return _expand(node, env, f"{file}:{line}: {_dotted(path)}", problems)
+    return node
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_for(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def _clean_loc(loc: Loc) -> Loc:
+    # Pydantic puts the union tag into locs (rules[0].crowd.zone): drop what is not a key or
+    # index of the YAML document.
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and part in RULE_TYPES and i >= 2 and loc[i - 2] == "rules":
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _message(err: Any) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling; unknown keys are errors)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown rule type {err['input'].get('type')!r} (known: crowd)" if isinstance(
+            err.get("input"), dict) else msg
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg
+
+
+def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig:
+    """Read and validate cameras.yaml. Raises ConfigError naming file, line and field."""
+    path = Path(path)
+    name = path.name
+    env = os.environ if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        doc = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError([f"{name}:{line}: not valid YAML: {exc.problem or exc.context}"]) from exc
+    if doc is None:
+        raise ConfigError([f"{name}:1: the file is empty"])
+    if not isinstance(doc, CommentedMap):
+        raise ConfigError([f"{name}:1: the top level must be a mapping of sections"])
+    lines: dict[tuple[str | int, ...], int] = {}
+    problems: list[str] = []
+    data = _plain(doc, (), lines, env, name, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = PantauConfig.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = _clean_loc(tuple(err["loc"]))
+            out.append(f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {_message(err)}")
+        raise ConfigError(out) from exc
+    refs = config.reference_problems()
+    if refs:
+        raise ConfigError(
+            [f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {msg}" for loc, msg in refs]
+        )
+    return config

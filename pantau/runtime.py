@@ -1,0 +1,182 @@
+"""Builds the services of one Pantau process and owns their lifetimes.
+
+Start order: store -> bus -> demo RTSP server -> detector -> consumers -> cameras -> web.
+Stop runs in reverse, each step bounded, so SIGTERM ends the process within seconds and leaves
+no thread, task or child process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import uvicorn
+
+from analytics.detector import Detector
+from analytics.engine import CameraAnalytics, CameraPlace
+from events.bus import MemoryBus
+from events.model import CameraStatus, CameraStatusEvent, IncidentEvent
+from events.routing import route
+from events.store import Store
+from ingest.urls import mask_url
+from ingest.worker import CameraWorker
+from pantau import demo_media
+from pantau.config import PantauConfig
+from pantau.rtsp_server import RtspTestServer
+from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.hub import Hub
+from wallboard.live import LiveFrames
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Runtime:
+    config: PantauConfig
+    base_dir: Path
+    workers: dict[str, CameraWorker] = field(default_factory=dict)
+    analytics: dict[str, CameraAnalytics] = field(default_factory=dict)
+    rtsp: RtspTestServer | None = None
+    web_port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = (self.base_dir / self.config.storage.data_dir).resolve()
+        self.snapshot_dir = self.data_dir / "snapshots"
+        self.store = Store(self.data_dir / "pantau.db")
+        self.bus = MemoryBus()
+        self.detector = Detector(self.config.detector)
+        self.hub = Hub(self._open_incidents, self._static_snapshot())
+        self._tasks: list[asyncio.Task[None]] = []
+        self._web: _QuietServer | None = None
+        self._web_task: asyncio.Task[None] | None = None
+
+    # ---- wiring helpers ------------------------------------------------------------------
+    async def _open_incidents(self) -> list:  # type: ignore[type-arg]
+        return await self.store.incidents(active=True, limit=500)
+
+    def _static_snapshot(self) -> dict[str, object]:
+        return {
+            "walls": [w.model_dump() for w in self.config.walls],
+            "ui": self.config.ui.model_dump(),
+        }
+
+    def latest_image(self, camera_id: str) -> tuple[int, npt.NDArray[np.uint8]] | None:
+        worker = self.workers.get(camera_id)
+        frame = worker.latest() if worker else None
+        return (frame.seq, frame.image) if frame is not None else None
+
+    async def _publish_incident(self, event: IncidentEvent) -> None:
+        incident = event.incident
+        opds = route(incident, self.config.routing)
+        if opds != incident.routed_opds:
+            event = event.model_copy(
+                update={"incident": incident.model_copy(update={"routed_opds": opds})}
+            )
+        await self.bus.publish(event)
+
+    async def _publish_status(self, status: CameraStatus) -> None:
+        await self.bus.publish(CameraStatusEvent(status=status))
+
+    async def _persist(self) -> None:
+        async for event in self.bus.subscribe("store"):
+            await self.store.append(event)
+
+    def health(self) -> dict[str, object]:
+        return {
+            "cameras": {cid: str(w.capture.state) for cid, w in self.workers.items()},
+            "detector": {
+                "batches": self.detector.stats.batches,
+                "images": self.detector.stats.images,
+                "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
+                "queue_depth": self.detector.queue_depth,
+            },
+            "wall_clients": self.hub.client_count,
+        }
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        if self.config.demo is not None:
+            streams = await asyncio.to_thread(self._prepare_demo_clips)
+            self.rtsp = RtspTestServer(streams, port=self.config.demo.rtsp_port)
+            self.rtsp.spawn()  # on the main thread: the child dies with this process
+            await asyncio.to_thread(self.rtsp.wait_ready)
+        await self.detector.start()
+        self._tasks.append(asyncio.create_task(self._persist(), name="store-writer"))
+        self.hub.start(self.bus.subscribe("wallboard"))
+        for cam in self.config.cameras:
+            place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
+            engine = CameraAnalytics(place, cam.zones, cam.rules, self.detector,
+                                     self._publish_incident, self.snapshot_dir)
+            worker = CameraWorker(cam.id, cam, engine.on_frame, self._publish_status)
+            self.analytics[cam.id] = engine
+            self.workers[cam.id] = worker
+            await worker.start()
+        await self._start_web()
+
+    def _prepare_demo_clips(self) -> dict[str, Path]:
+        demo = self.config.demo
+        assert demo is not None
+        assets = demo_media.find_assets()
+        cache = demo_media.default_cache_dir()
+        return {s.path: demo_media.resolve_clip(s.clip, assets, cache) for s in demo.streams}
+
+    async def _start_web(self) -> None:
+        cameras = [
+            CameraInfo(id=c.id, name=c.name, kecamatan=c.kecamatan, desa=c.desa,
+                       url_masked=mask_url(c.url))
+            for c in self.config.cameras
+        ]
+        deps = WallboardDeps(
+            store=self.store, hub=self.hub, live=LiveFrames(self), cameras=cameras,
+            walls=self.config.walls, ui=self.config.ui, snapshot_dir=self.snapshot_dir,
+            health=self.health,
+        )
+        server = self.config.server
+        self._web = _QuietServer(uvicorn.Config(
+            create_app(deps), host=server.host, port=server.port, log_config=None,
+            timeout_graceful_shutdown=1, ws_ping_interval=20,
+        ))
+        self._web_task = asyncio.create_task(self._web.serve(), name="web")
+        while not self._web.started:
+            if self._web_task.done():
+                await self._web_task  # raises the bind error
+                raise RuntimeError(f"web server on {server.host}:{server.port} did not start")
+            await asyncio.sleep(0.05)
+        sockets = [s for srv in self._web.servers for s in srv.sockets]
+        self.web_port = sockets[0].getsockname()[1] if sockets else server.port
+        log.info("wallboard on http://%s:%d/", server.host, self.web_port)
+
+    async def stop(self) -> None:
+        if self._web is not None and self._web_task is not None:
+            self._web.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._web_task, 3)
+        await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        await self.hub.stop()
+        await self.detector.stop()
+        # Let the store writer drain what the bus already holds, then end it.
+        await self.bus.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.rtsp is not None:
+            await asyncio.to_thread(self.rtsp.stop)
+        await self.store.close()
+        log.info("pantau stopped")

@@ -1,0 +1,161 @@
+"""The wallboard's FastAPI app: REST API, WebSocket and the wall page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
+
+from events.model import CameraStatus, Incident, IncidentKind, IncidentState
+from events.store import Store
+from wallboard.config import UiConfig, Wall
+from wallboard.hub import Hub
+from wallboard.live import BOUNDARY, LiveFrames
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+HEARTBEAT_S = 15.0
+
+
+class CameraInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+    kecamatan: str | None = None
+    desa: str | None = None
+    url_masked: str
+    status: CameraStatus | None = None
+
+
+@dataclass
+class WallboardDeps:
+    store: Store
+    hub: Hub
+    live: LiveFrames
+    cameras: list[CameraInfo]
+    walls: list[Wall]
+    ui: UiConfig
+    snapshot_dir: Path | None
+    health: Callable[[], dict[str, object]]
+    mjpeg_fps: float = 5.0
+
+
+def create_app(deps: WallboardDeps) -> FastAPI:
+    app = FastAPI(title="Pantau wallboard", version="0.1.0")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    cameras = {c.id: c for c in deps.cameras}
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        first = deps.walls[0].id if deps.walls else "1"
+        return RedirectResponse(f"/wall/{first}")
+
+    @app.get("/wall/{wall_id}", include_in_schema=False)
+    async def wall_page(wall_id: str) -> FileResponse:
+        if deps.walls and wall_id not in {w.id for w in deps.walls}:
+            raise HTTPException(404, f"no wall {wall_id!r} in the configuration")
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {"ok": True, **deps.health()}
+
+    @app.get("/api/ui")
+    async def ui() -> dict[str, object]:
+        return {
+            "ui": deps.ui.model_dump(),
+            "walls": [w.model_dump() for w in deps.walls],
+            "cameras": [c.model_dump(mode="json", exclude={"status"}) for c in deps.cameras],
+        }
+
+    @app.get("/api/cameras")
+    async def list_cameras() -> list[CameraInfo]:
+        statuses = deps.hub.camera_statuses()
+        return [c.model_copy(update={"status": statuses.get(c.id)}) for c in deps.cameras]
+
+    def camera_or_404(camera_id: str) -> CameraInfo:
+        if camera_id not in cameras:
+            raise HTTPException(404, f"unknown camera {camera_id!r}")
+        return cameras[camera_id]
+
+    @app.get("/api/cameras/{camera_id}/frame.jpg")
+    async def camera_frame(camera_id: str) -> Response:
+        camera_or_404(camera_id)
+        got = await deps.live.jpeg(camera_id)
+        if got is None:
+            raise HTTPException(503, "no frame from this camera yet")
+        return Response(got[1], media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/cameras/{camera_id}/mjpeg")
+    async def camera_mjpeg(
+        camera_id: str, fps: float = Query(default=0, ge=0, le=15)
+    ) -> StreamingResponse:
+        camera_or_404(camera_id)
+        return StreamingResponse(
+            deps.live.mjpeg(camera_id, fps or deps.mjpeg_fps),
+            media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/api/incidents")
+    async def list_incidents(
+        active: bool | None = None,
+        camera: str | None = None,
+        kind: IncidentKind | None = None,
+        state: IncidentState | None = None,
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> list[Incident]:
+        return await deps.store.incidents(
+            active=active, camera_id=camera, kind=kind, state=state, limit=limit
+        )
+
+    @app.get("/api/incidents/{incident_id}")
+    async def get_incident(incident_id: str) -> Incident:
+        incident = await deps.store.incident(incident_id)
+        if incident is None:
+            raise HTTPException(404, f"unknown incident {incident_id!r}")
+        return incident
+
+    @app.get("/api/incidents/{incident_id}/snapshot.jpg")
+    async def incident_snapshot(incident_id: str) -> FileResponse:
+        incident = await deps.store.incident(incident_id)
+        if incident is None or not incident.snapshot_ref or deps.snapshot_dir is None:
+            raise HTTPException(404, "no snapshot for this incident")
+        path = (deps.snapshot_dir / incident.snapshot_ref).resolve()
+        if path.parent != deps.snapshot_dir.resolve() or not path.is_file():
+            raise HTTPException(404, "no snapshot for this incident")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket, since: int | None = None) -> None:
+        await websocket.accept()
+        client, first = await deps.hub.connect(since)
+        try:
+            for message in first:
+                await websocket.send_text(message)
+            while not client.cut_off.is_set():
+                get = asyncio.create_task(client.queue.get())
+                cut = asyncio.create_task(client.cut_off.wait())
+                done, pending = await asyncio.wait(
+                    {get, cut}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                if get in done:
+                    await websocket.send_text(get.result())
+                elif not done:
+                    await websocket.send_text(deps.hub.heartbeat())
+            await websocket.close(code=1013, reason="too slow, reconnect with since=")
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            deps.hub.disconnect(client)
+
+    return app

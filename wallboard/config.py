@@ -1,0 +1,35 @@
+"""The cameras.yaml sections that the wallboard owns: server, page settings and wall layouts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+LAYOUT_TILES = {"1x1": 1, "2x2": 4, "3x3": 9, "4x4": 16}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class UiConfig(Strict):
+    title: str = "Command Center"
+    # The operator's zone: WIB (Asia/Jakarta), WITA (Asia/Makassar) or WIT (Asia/Jayapura).
+    timezone: Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"] = "Asia/Jakarta"
+    language: Literal["id", "en"] = "id"
+
+
+class Wall(Strict):
+    """One wall screen, served at /wall/<id>."""
+
+    id: Slug
+    name: str = ""
+    layout: Literal["1x1", "2x2", "3x3", "4x4"] = "2x2"
+    cameras: list[Slug] = []

@@ -1,0 +1,242 @@
+// The wall page: tiles from the layout, an incident timeline fed by the WebSocket hub.
+import { STRINGS, ZONE_LABEL } from "/static/i18n.js";
+
+const state = {
+  lang: localStorage.getItem("pantau.lang") || null,
+  muted: localStorage.getItem("pantau.muted") === "1",
+  ui: { title: "", timezone: "Asia/Jakarta", language: "id" },
+  cameras: new Map(),      // id -> {id, name, kecamatan, desa}
+  health: new Map(),       // id -> CameraStatus
+  incidents: new Map(),    // id -> Incident
+  wall: null,
+  order: [],               // camera ids in tile order; order[0] is the focus tile
+  seq: null,
+  backoff: 500,
+};
+
+const $ = (sel) => document.querySelector(sel);
+const t = (key) => STRINGS[state.lang][key] ?? key;
+const tk = (group, key) => (STRINGS[state.lang][group] || {})[key] ?? key;
+
+function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const s = d.toLocaleTimeString(state.lang === "id" ? "id-ID" : "en-GB",
+    { timeZone: state.ui.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return `${s} ${ZONE_LABEL[state.ui.timezone] || ""}`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+}
+
+// ---- sound ------------------------------------------------------------------------------
+let audio = null;
+function beep() {
+  if (state.muted) return;
+  try {
+    audio = audio || new AudioContext();
+    const now = audio.currentTime;
+    for (const [i, f] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f; o.connect(g); g.connect(audio.destination);
+      g.gain.setValueAtTime(0.2, now + i); g.gain.exponentialRampToValueAtTime(0.001, now + i + 0.22);
+      o.start(now + i); o.stop(now + i + 0.23);
+    }
+  } catch (e) { /* autoplay policy: sound starts after the first click */ }
+}
+
+// ---- rendering --------------------------------------------------------------------------
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  $("#lang").textContent = state.lang === "id" ? "EN" : "ID";
+  $("#mute").textContent = state.muted ? t("unmute") : t("mute");
+  renderAll();
+}
+
+function activeIncidentFor(cameraId) {
+  let best = null;
+  for (const inc of state.incidents.values()) {
+    if (inc.camera_id === cameraId && inc.active && (!best || inc.started_at > best.started_at)) best = inc;
+  }
+  return best;
+}
+
+function renderGrid() {
+  const grid = $("#grid");
+  const layout = state.wall ? state.wall.layout : "2x2";
+  grid.dataset.layout = layout;
+  const existing = new Map([...grid.children].map((n) => [n.dataset.camera, n]));
+  const wanted = state.order.slice(0, { "1x1": 1, "2x2": 4, "3x3": 9, "4x4": 16 }[layout] || 4);
+  wanted.forEach((id, index) => {
+    let tile = existing.get(id);
+    if (!tile) {
+      const img = el("img", { src: `/api/cameras/${encodeURIComponent(id)}/mjpeg`, alt: id,
+        onerror: (e) => setTimeout(() => { e.target.src = e.target.src.split("?")[0] + "?r=" + Date.now(); }, 3000) });
+      tile = el("figure", { class: "tile", dataset: { camera: id } }, img,
+        el("figcaption", {}, el("span", { class: "cam-name" }), el("span", { class: "cam-alert" })),
+        el("div", { class: "overlay" }));
+    }
+    existing.delete(id);
+    if (grid.children[index] !== tile) grid.insertBefore(tile, grid.children[index] || null);
+    const cam = state.cameras.get(id) || { name: id };
+    const health = state.health.get(id);
+    const inc = activeIncidentFor(id);
+    tile.classList.toggle("alarm", !!inc);
+    tile.classList.toggle("focus", index === 0 && !!inc);
+    tile.querySelector(".cam-name").textContent = `${cam.name}${cam.kecamatan ? " · " + cam.kecamatan : ""}`;
+    tile.querySelector(".cam-alert").textContent = inc
+      ? `${tk("kind", inc.kind)} · ${inc.current_count ?? ""} ${t("people")}` : "";
+    const down = health && health.state !== "online";
+    tile.classList.toggle("down", !!down);
+    tile.querySelector(".overlay").textContent = down ? tk("camera_state", health.state) : "";
+  });
+  for (const stale of existing.values()) stale.remove();
+}
+
+function renderTimeline() {
+  const list = $("#timeline");
+  list.replaceChildren();
+  const items = [...state.incidents.values()].sort((a, b) => (a.started_at < b.started_at ? 1 : -1));
+  const open = items.filter((i) => i.active).length;
+  $("#open-count").textContent = String(open);
+  if (!items.length) list.append(el("li", { class: "empty" }, t("no_incidents")));
+  for (const inc of items.slice(0, 100)) {
+    const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || "" };
+    const count = inc.kind === "crowd" && inc.current_count != null
+      ? `${inc.active ? inc.current_count : inc.peak_count} ${t("people")}` : "";
+    list.append(el("li", {
+      class: `incident sev-${inc.severity} ${inc.active ? "is-active" : "is-ended"}`,
+      dataset: { incident: inc.id, kind: inc.kind }, tabindex: "0",
+      onclick: () => showDetail(inc.id),
+    },
+    el("div", { class: "row1" },
+      el("span", { class: "kind" }, tk("kind", inc.kind)),
+      el("span", { class: "sev" }, tk("severity", inc.severity)),
+      el("time", {}, fmtTime(inc.started_at))),
+    el("div", { class: "row2" }, `${cam.name}${inc.kecamatan ? " · " + inc.kecamatan : ""}`),
+    el("div", { class: "row3" },
+      el("span", {}, count),
+      el("span", { class: "badge" }, inc.active ? t("active") : t("ended")),
+      el("span", { class: "badge" }, tk("state", inc.state)))));
+  }
+}
+
+function renderHealth() {
+  const list = $("#health");
+  list.replaceChildren();
+  for (const cam of state.cameras.values()) {
+    const h = state.health.get(cam.id);
+    const st = h ? h.state : "starting";
+    list.append(el("li", { class: `cam-${st}`, dataset: { camera: cam.id } },
+      el("span", { class: "dot" }), el("span", { class: "name" }, cam.name),
+      el("span", { class: "st" }, tk("camera_state", st))));
+  }
+}
+
+function renderAll() { renderGrid(); renderTimeline(); renderHealth(); }
+
+function showDetail(id) {
+  const inc = state.incidents.get(id);
+  if (!inc) return;
+  const dlg = $("#detail");
+  const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id };
+  dlg.replaceChildren(
+    el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`),
+    inc.snapshot_ref ? el("img", { class: "snap", src: `/api/incidents/${inc.id}/snapshot.jpg`, alt: "snapshot" }) : null,
+    el("dl", {},
+      el("dt", {}, t("started")), el("dd", {}, fmtTime(inc.started_at)),
+      el("dt", {}, t("ended_at")), el("dd", {}, inc.ended_at ? fmtTime(inc.ended_at) : "—"),
+      el("dt", {}, t("peak")), el("dd", {}, `${inc.peak_count ?? "—"} (${t("threshold")} ${inc.threshold ?? "—"})`),
+      el("dt", {}, t("routed")), el("dd", {}, (inc.routed_opds || []).join(", ") || "—")),
+    el("button", { class: "btn", onclick: () => dlg.close() }, t("close")));
+  dlg.showModal();
+}
+
+// ---- data -------------------------------------------------------------------------------
+function focusCamera(cameraId) {
+  if (!state.order.includes(cameraId)) state.order.push(cameraId);
+  state.order = [cameraId, ...state.order.filter((c) => c !== cameraId)];
+}
+
+function onIncident(type, inc) {
+  const isNew = type === "incident.opened" && !state.incidents.has(inc.id);
+  state.incidents.set(inc.id, inc);
+  if (isNew && inc.camera_id) { focusCamera(inc.camera_id); beep(); }
+}
+
+function handle(msg) {
+  if (msg.type === "heartbeat") return;
+  if (msg.type === "snapshot") {
+    state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
+    state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
+    state.seq = msg.seq;
+    renderAll();
+    return;
+  }
+  if (state.seq !== null && msg.seq <= state.seq) return;  // already in the snapshot
+  state.seq = msg.seq;
+  if (msg.type.startsWith("incident.")) onIncident(msg.type, msg.event.incident);
+  else if (msg.type === "camera.status") state.health.set(msg.event.status.camera_id, msg.event.status);
+  renderAll();
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const since = state.seq !== null ? `?since=${state.seq}` : "";
+  const ws = new WebSocket(`${proto}://${location.host}/ws${since}`);
+  ws.onopen = () => { state.backoff = 500; setConn(true); };
+  ws.onmessage = (e) => handle(JSON.parse(e.data));
+  ws.onclose = () => {
+    setConn(false);
+    setTimeout(connect, state.backoff);
+    state.backoff = Math.min(state.backoff * 2, 10000);
+  };
+}
+
+function setConn(ok) {
+  const c = $("#conn");
+  c.dataset.i18n = ok ? "connected" : "disconnected";
+  c.textContent = t(c.dataset.i18n);
+  c.className = `conn ${ok ? "conn-on" : "conn-off"}`;
+  document.body.dataset.connected = ok ? "1" : "0";
+}
+
+function tick() { $("#clock").textContent = fmtTime(new Date().toISOString()); }
+
+async function boot() {
+  const res = await fetch("/api/ui");
+  const cfg = await res.json();
+  state.ui = cfg.ui;
+  state.lang = state.lang || cfg.ui.language || "id";
+  $("#site-title").textContent = cfg.ui.title;
+  document.title = `Pantau · ${cfg.ui.title}`;
+  for (const cam of cfg.cameras) state.cameras.set(cam.id, cam);
+  const wallId = decodeURIComponent(location.pathname.split("/")[2] || "");
+  state.wall = cfg.walls.find((w) => w.id === wallId) || cfg.walls[0] || null;
+  state.order = state.wall && state.wall.cameras.length ? [...state.wall.cameras] : [...state.cameras.keys()];
+  $("#lang").addEventListener("click", () => {
+    state.lang = state.lang === "id" ? "en" : "id";
+    localStorage.setItem("pantau.lang", state.lang);
+    applyLanguage();
+  });
+  $("#mute").addEventListener("click", () => {
+    state.muted = !state.muted;
+    localStorage.setItem("pantau.muted", state.muted ? "1" : "0");
+    applyLanguage();
+  });
+  applyLanguage();
+  tick(); setInterval(tick, 1000);
+  connect();
+}
+
+boot();

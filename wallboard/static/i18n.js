@@ -1,0 +1,34 @@
+// UI strings: Bahasa Indonesia by default, English as a switch.
+export const STRINGS = {
+  id: {
+    connected: "Terhubung", disconnected: "Terputus", incidents: "Kejadian", cameras: "Kamera",
+    mute: "Suara: nyala", unmute: "Suara: mati", no_incidents: "Tidak ada kejadian aktif",
+    active: "Aktif", ended: "Selesai", people: "orang", peak: "puncak", threshold: "ambang",
+    started: "Mulai", ended_at: "Berakhir", routed: "Diteruskan ke", close: "Tutup",
+    no_frame: "Menunggu gambar…", camera_state: {
+      starting: "Memulai", online: "Online", reconnecting: "Menyambung ulang", offline: "Offline",
+      stopped: "Berhenti" },
+    kind: { crowd: "Kerumunan", traffic: "Kemacetan", flood: "Banjir", tamper: "Sabotase kamera",
+      offline: "Kamera mati", alert: "Laporan" },
+    severity: { info: "Info", low: "Rendah", medium: "Sedang", high: "Tinggi", critical: "Kritis" },
+    state: { new: "Baru", acknowledged: "Diterima", in_progress: "Ditangani", resolved: "Selesai",
+      false_alarm: "Alarm palsu" },
+  },
+  en: {
+    connected: "Connected", disconnected: "Disconnected", incidents: "Incidents", cameras: "Cameras",
+    mute: "Sound: on", unmute: "Sound: off", no_incidents: "No active incidents",
+    active: "Active", ended: "Ended", people: "people", peak: "peak", threshold: "threshold",
+    started: "Started", ended_at: "Ended", routed: "Routed to", close: "Close",
+    no_frame: "Waiting for video…", camera_state: {
+      starting: "Starting", online: "Online", reconnecting: "Reconnecting", offline: "Offline",
+      stopped: "Stopped" },
+    kind: { crowd: "Crowd", traffic: "Traffic jam", flood: "Flood", tamper: "Camera tamper",
+      offline: "Camera offline", alert: "Report" },
+    severity: { info: "Info", low: "Low", medium: "Medium", high: "High", critical: "Critical" },
+    state: { new: "New", acknowledged: "Acknowledged", in_progress: "In progress",
+      resolved: "Resolved", false_alarm: "False alarm" },
+  },
+};
+
+// Indonesian zone abbreviations for the operator's clock and times.
+export const ZONE_LABEL = { "Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT" };
