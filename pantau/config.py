@@ -231,11 +231,12 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig
     try:
         config = PantauConfig.model_validate(data)
     except ValidationError as exc:
-        out = []
+        found = []
         for err in exc.errors():
             loc = _clean_loc(tuple(err["loc"]))
-            out.append(f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {_message(err)}")
-        raise ConfigError(out) from exc
+            found.append((_line_for(loc, lines), f"{_dotted(loc)}: {_message(err)}"))
+        # In file order, as a person reads the file top-down.
+        raise ConfigError([f"{name}:{line}: {text}" for line, text in sorted(found)]) from exc
     refs = config.reference_problems()
     if refs:
         raise ConfigError(

@@ -161,7 +161,7 @@ def main() -> int:
         factory.set_shared(True)
         if args.auth:
             perms = GstRtspServer.RTSPPermissions()
-            perms.add_role_empty("viewer")
+            perms.add_role_from_structure(Gst.Structure.new_empty("viewer"))
             perms.add_permission_for_role("viewer", "media.factory.access", True)
             perms.add_permission_for_role("viewer", "media.factory.construct", True)
             factory.set_permissions(perms)

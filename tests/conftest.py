@@ -1,0 +1,82 @@
+"""Fixtures that start REAL servers on loopback (RTSP, the wallboard) and find the shared assets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pantau import demo_media
+from pantau.rtsp_server import RtspTestServer
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = "models/yolo11n_int8_openvino_model"
+NO_SHARED = "../shared/assets (real YOLO weights and CCTV clips) is not present on this machine"
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    found = demo_media.find_assets()
+    if found is None:
+        pytest.skip(NO_SHARED)
+    return found
+
+
+@pytest.fixture(scope="session")
+def model_path(assets: Path) -> Path:
+    path = assets / MODEL_DIR
+    if not path.is_dir():
+        pytest.skip(f"{path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_cache() -> Path:
+    return demo_media.default_cache_dir()
+
+
+@pytest.fixture(scope="session")
+def people_clip(clip_cache: Path) -> Path:
+    """Camera-like H.264 with real people: the PETS-2009 clip, or the builtin composed clip."""
+    assets = demo_media.find_assets()
+    return demo_media.resolve_clip("pets2009_vtest_480x360_tiodh.mp4", assets, clip_cache)
+
+
+@pytest.fixture(scope="session")
+def builtin_clip(clip_cache: Path) -> Path:
+    return demo_media.builtin_clip(clip_cache)
+
+
+@pytest.fixture
+def rtsp_server() -> Iterator[Callable[..., RtspTestServer]]:
+    """Factory: start a real GStreamer RTSP server on a free loopback port."""
+    started: list[RtspTestServer] = []
+
+    def start(streams: dict[str, Path], **kwargs: object) -> RtspTestServer:
+        server = RtspTestServer(streams, port=0, **kwargs).start()  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def ffprobe() -> str:
+    found = shutil.which("ffprobe")
+    if found is None:
+        pytest.fail("ffprobe missing: run scripts/install.sh")
+    return found

@@ -1,0 +1,58 @@
+"""SQLite store: WAL, idempotent appends, incident upserts, queries, durable across reopen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from events.model import EventType, IncidentEvent, IncidentKind
+from events.store import Store
+from tests.test_model import make_incident
+
+
+async def test_append_is_idempotent_and_durable(tmp_path: Path) -> None:
+    store = Store(tmp_path / "p.db")
+    await store.open()
+    inc = make_incident()
+    opened = IncidentEvent(type=EventType.INCIDENT_OPENED, incident=inc)
+    assert await store.append(opened) is True
+    assert await store.append(opened) is False  # same event id: stored once
+    closed = IncidentEvent(
+        type=EventType.INCIDENT_CLOSED,
+        incident=inc.model_copy(update={"active": False, "ended_at": inc.updated_at,
+                                        "updated_at": inc.updated_at + timedelta(seconds=5)}),
+    )
+    await store.append(closed)
+    await store.close()
+
+    again = Store(tmp_path / "p.db")
+    await again.open()
+    assert await again.count_events() == 2
+    got = await again.incident(inc.id)
+    assert got is not None and got.active is False
+    assert await again.incidents(active=True) == []
+    await again.close()
+
+
+async def test_queries_by_camera_kind_time(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    await store.open()
+    base = make_incident()
+    for i, cam in enumerate(["a", "b", "a"]):
+        inc = make_incident(camera_id=cam, started_at=base.started_at + timedelta(minutes=i))
+        await store.append(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=inc))
+    assert [i.camera_id for i in await store.incidents()] == ["a", "b", "a"]  # newest first
+    assert len(await store.incidents(camera_id="a")) == 2
+    assert len(await store.incidents(kind=IncidentKind.FLOOD)) == 0
+    assert len(await store.incidents(since=base.started_at + timedelta(seconds=30))) == 2
+    await store.close()
+
+
+async def test_wal_mode(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = Store(tmp_path / "w.db")
+    await store.open()
+    await store.close()
+    mode = sqlite3.connect(tmp_path / "w.db").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
