@@ -137,25 +137,33 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     async def ws(websocket: WebSocket, since: int | None = None) -> None:
         await websocket.accept()
         client, first = await deps.hub.connect(since)
-        try:
+
+        async def pump() -> None:
             for message in first:
                 await websocket.send_text(message)
-            while not client.cut_off.is_set():
-                get = asyncio.create_task(client.queue.get())
-                cut = asyncio.create_task(client.cut_off.wait())
-                done, pending = await asyncio.wait(
-                    {get, cut}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
-                if get in done:
-                    await websocket.send_text(get.result())
-                elif not done:
-                    await websocket.send_text(deps.hub.heartbeat())
-            await websocket.close(code=1013, reason="too slow, reconnect with since=")
+            while True:
+                try:
+                    message = await asyncio.wait_for(client.queue.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    message = deps.hub.heartbeat()
+                await websocket.send_text(message)
+
+        async def listen() -> None:
+            # The page sends nothing yet; reading is how a closed socket is noticed at once.
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(c) for c in (pump(), listen(), client.cut_off.wait())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[2] in done:
+                await websocket.close(code=1013, reason="too slow: reconnect with ?since=")
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             deps.hub.disconnect(client)
 
     return app

@@ -1,0 +1,74 @@
+"""The shared detector with the REAL YOLO11n weights on real CCTV stills."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import pytest
+
+from analytics.config import DetectorConfig
+from analytics.detector import Detector
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def detector(model_path: Path) -> Detector:
+    det = Detector(DetectorConfig(model=str(model_path), confidence=0.3))
+    await det.start()
+    yield det  # type: ignore[misc]
+    await det.stop()
+
+
+def frame(assets: Path, name: str) -> object:
+    image = cv2.imread(str(assets / "frames" / name))
+    assert image is not None, name
+    return image
+
+
+async def labels(det: Detector, image: object) -> Counter[str]:
+    return Counter(d.label for d in await det.detect("cam", image))  # type: ignore[arg-type]
+
+
+async def test_counts_people_and_vehicles(detector: Detector, assets: Path) -> None:
+    pets = await labels(detector, frame(assets, "pets2009_vtest_480x360_tiodh_f0170.jpg"))
+    assert 6 <= pets["person"] <= 9
+    street = await labels(detector, frame(assets, "traffic_street_cKuhn517_MIT_f0290.jpg"))
+    assert 6 <= street["car"] <= 10
+    crowd = await labels(detector, frame(assets, "overhead_crowd_lamminhthien_f0120.jpg"))
+    assert 17 <= crowd["person"] <= 28
+
+
+async def test_ultralytics_bus_image(detector: Detector) -> None:
+    import ultralytics
+
+    bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+    found = await labels(detector, bus)
+    assert found["person"] == 4 and found["bus"] == 1
+
+
+async def test_concurrent_cameras_are_batched(detector: Detector, assets: Path) -> None:
+    image = frame(assets, "pets2009_vtest_480x360_tiodh_f0170.jpg")
+    single = await detector.detect("cam-0", image)  # type: ignore[arg-type]
+    before = detector.stats.batches
+    results = await asyncio.gather(
+        *(detector.detect(f"cam-{i}", image) for i in range(4))  # type: ignore[arg-type]
+    )
+    assert detector.stats.batches - before < 4  # at least two cameras shared a batch
+    for dets in results:
+        assert [d.label for d in dets] == [d.label for d in single]
+    assert detector.stats.p50_ms() > 0
+
+
+async def test_per_class_confidence(model_path: Path, assets: Path) -> None:
+    strict = Detector(DetectorConfig(model=str(model_path), confidence=0.3,
+                                     class_confidence={"person": 0.95}))
+    await strict.start()
+    try:
+        found = await labels(strict, frame(assets, "pets2009_vtest_480x360_tiodh_f0170.jpg"))
+        assert found["person"] == 0
+    finally:
+        await strict.stop()

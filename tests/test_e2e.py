@@ -1,0 +1,151 @@
+"""End to end with real parts: RTSP stream -> ingest -> YOLO -> crowd rule -> bus -> SQLite and
+a real WebSocket client; and `pantau run` stops cleanly on SIGTERM leaving no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import psutil
+import pytest
+import websockets
+
+from pantau.config import load
+from pantau.rtsp_server import RtspTestServer
+from pantau.runtime import Runtime
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """\
+server: {{host: 127.0.0.1, port: {web_port}}}
+storage: {{data_dir: {data_dir}}}
+detector: {{model: {model}, imgsz: 640}}
+cameras:
+  - id: plaza-cam
+    name: Plaza
+    url: {url}
+    kecamatan: Kota
+    desa: Kauman
+    detect_fps: 2
+    zones:
+      - {{id: plaza, name: Plaza, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
+    rules:
+      - {{type: crowd, zone: plaza, min_count: {min_count}, for: 1, clear_after: 5}}
+opds:
+  - {{id: satpol-pp, name: Satpol PP, contacts: [{{name: Piket, phone: "110"}}]}}
+routing:
+  - {{match: {{kinds: [crowd]}}, opds: [satpol-pp]}}
+walls:
+  - {{id: utama, layout: 1x1, cameras: [plaza-cam]}}
+"""
+
+
+def write_config(tmp_path: Path, **kw: object) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(CONFIG.format(data_dir=tmp_path / "var", **kw), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, model_path: Path, people_clip: Path,
+    rtsp_server: Callable[..., RtspTestServer],
+) -> AsyncIterator[Runtime]:
+    server = rtsp_server({"plaza": people_clip})
+    path = write_config(tmp_path, web_port=0, model=model_path, url=server.url("plaza"),
+                        min_count=2)
+    runtime = Runtime(load(path), tmp_path)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+def http_get(url: str) -> tuple[int, bytes, str]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, resp.read(), resp.headers.get("content-type", "")
+
+
+async def test_people_on_camera_reach_the_wall_as_an_incident(running: Runtime) -> None:
+    base = f"127.0.0.1:{running.web_port}"
+    async with websockets.connect(f"ws://{base}/ws") as ws:
+        snapshot = json.loads(await ws.recv())
+        assert snapshot["type"] == "snapshot"
+        started = time.monotonic()
+        incident = None
+        while time.monotonic() - started < 60:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if msg["type"] == "incident.opened":
+                incident = msg["event"]["incident"]
+                break
+        assert incident is not None, "no incident within 60 s"
+    assert incident["kind"] == "crowd" and incident["camera_id"] == "plaza-cam"
+    assert incident["peak_count"] >= 2 and incident["threshold"] == 2
+    assert incident["kecamatan"] == "Kota" and incident["routed_opds"] == ["satpol-pp"]
+
+    status, body, _ = await asyncio.to_thread(http_get, f"http://{base}/api/incidents")
+    assert status == 200 and incident["id"] in {i["id"] for i in json.loads(body)}
+    _, jpeg, ctype = await asyncio.to_thread(
+        http_get, f"http://{base}/api/incidents/{incident['id']}/snapshot.jpg")
+    assert ctype == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
+    _, frame, _ = await asyncio.to_thread(http_get, f"http://{base}/api/cameras/plaza-cam/frame.jpg")
+    assert frame[:2] == b"\xff\xd8"
+    _, health, _ = await asyncio.to_thread(http_get, f"http://{base}/healthz")
+    assert json.loads(health)["cameras"] == {"plaza-cam": "online"}
+    stored = await running.store.incident(incident["id"])
+    assert stored is not None and stored.kind == "crowd"
+
+
+def wait_http(url: str, predicate: Callable[[dict], bool], timeout: float) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    last: dict = {}  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        try:
+            last = json.loads(http_get(url)[1])
+            if predicate(last):
+                return last
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting on {url}: {last}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int) -> None:
+    rtsp_port, web_port = free_port(), free_port()
+    path = write_config(tmp_path, web_port=web_port, model=model_path,
+                        url=f"rtsp://127.0.0.1:{rtsp_port}/plaza", min_count=2)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"demo:\n  rtsp_port: {rtsp_port}\n  streams: [{{path: plaza, clip: builtin}}]\n")
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run", str(path)], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_http(f"http://127.0.0.1:{web_port}/healthz",
+                  lambda h: h["cameras"].get("plaza-cam") == "online", 90)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("gst_rtsp_serve" in " ".join(c.cmdline()) for c in children)
+        threads_before = psutil.Process(proc.pid).num_threads()
+        assert threads_before > 3
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert rc == 0, stderr[-2000:]
+    assert took < 5.0, f"took {took:.1f} s to stop"
+    gone, alive = psutil.wait_procs(children, timeout=2)
+    assert alive == [], f"orphans left: {[p.cmdline() for p in alive]}"
+    assert "pantau stopped" in stderr

@@ -1,0 +1,135 @@
+"""WebSocket hub over a real uvicorn server and real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+import websockets
+
+from events.bus import MemoryBus
+from events.model import CameraState, CameraStatus, CameraStatusEvent, EventType, IncidentEvent, utcnow
+from events.store import Store
+from tests.test_model import make_incident
+from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.config import UiConfig, Wall
+from wallboard.hub import Hub
+from wallboard.live import LiveFrames
+
+
+class NoFrames:
+    def latest_image(self, camera_id: str) -> None:
+        return None
+
+
+class Harness:
+    def __init__(self, store: Store, bus: MemoryBus, hub: Hub, port: int) -> None:
+        self.store, self.bus, self.hub, self.port = store, bus, hub, port
+
+    def url(self, since: int | None = None) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws" + (f"?since={since}" if since is not None else "")
+
+    async def publish(self, event: object) -> None:
+        await self.store.append(event)  # type: ignore[arg-type]
+        await self.bus.publish(event)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    store = Store(tmp_path / "hub.db")
+    await store.open()
+    bus = MemoryBus()
+
+    async def open_incidents() -> list:  # type: ignore[type-arg]
+        return await store.incidents(active=True)
+
+    hub = Hub(open_incidents, {"walls": [{"id": "utama"}]}, history=8)
+    hub.start(bus.subscribe("wallboard"))
+    deps = WallboardDeps(store=store, hub=hub, live=LiveFrames(NoFrames()),
+                         cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
+                         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None,
+                         health=lambda: {})
+    server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=0,
+                                           log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Harness(store, bus, hub, port)
+    server.should_exit = True
+    await task
+    await hub.stop()
+    await bus.close()
+    await store.close()
+
+
+def opened(**kw: object) -> IncidentEvent:
+    return IncidentEvent(type=EventType.INCIDENT_OPENED, incident=make_incident(**kw))
+
+
+async def recv(ws: websockets.ClientConnection) -> dict:  # type: ignore[type-arg]
+    return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+
+async def test_snapshot_then_deltas(harness: Harness) -> None:
+    first = opened()
+    await harness.publish(first)
+    await asyncio.sleep(0.05)
+    async with websockets.connect(harness.url()) as ws:
+        snap = await recv(ws)
+        assert snap["type"] == "snapshot" and snap["seq"] == 1
+        assert [i["id"] for i in snap["incidents"]] == [first.incident.id]
+        assert snap["walls"] == [{"id": "utama"}]
+        status = CameraStatusEvent(status=CameraStatus(
+            camera_id="cam-1", state=CameraState.OFFLINE, url_masked="rtsp://h/x", at=utcnow()))
+        await harness.publish(status)
+        delta = await recv(ws)
+        assert delta["seq"] == 2 and delta["type"] == "camera.status"
+        assert delta["event"]["status"]["state"] == "offline"
+
+
+async def test_resume_gets_exactly_what_was_missed(harness: Harness) -> None:
+    async with websockets.connect(harness.url()) as ws:
+        seq = (await recv(ws))["seq"]
+    missed = [opened() for _ in range(3)]
+    for event in missed:
+        await harness.publish(event)
+    await asyncio.sleep(0.05)
+    async with websockets.connect(harness.url(since=seq)) as ws:
+        got = [await recv(ws) for _ in range(3)]
+        assert [g["seq"] for g in got] == [seq + 1, seq + 2, seq + 3]
+        assert [g["event"]["incident"]["id"] for g in got] == [e.incident.id for e in missed]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.3)
+
+
+async def test_resume_too_old_gets_snapshot(harness: Harness) -> None:
+    for _ in range(12):  # history keeps 8
+        await harness.publish(opened())
+    await asyncio.sleep(0.05)
+    async with websockets.connect(harness.url(since=1)) as ws:
+        snap = await recv(ws)
+        assert snap["type"] == "snapshot" and snap["seq"] == 12 and len(snap["incidents"]) == 12
+
+
+async def test_slow_client_is_cut_off_not_waited_for() -> None:
+    async def nothing() -> list:  # type: ignore[type-arg]
+        return []
+
+    hub = Hub(nothing, {}, client_queue=4)
+    slow, _ = await hub.connect(None)
+    fast, _ = await hub.connect(None)
+    for _ in range(4):
+        hub.publish(opened())
+        await fast.queue.get()
+    assert not slow.cut_off.is_set()
+    hub.publish(opened())  # the 5th message does not fit the slow client's queue
+    assert slow.cut_off.is_set() and not fast.cut_off.is_set()
+    assert hub.client_count == 1
+    with contextlib.suppress(Exception):
+        await hub.stop()
