@@ -76,8 +76,12 @@ class Detector:
             verbose=False,
         )
         self._model = model
-        log.info("detector model=%s imgsz=%d classes=%d ready", model_ref, self.config.imgsz,
-                 len(self._names))
+        log.info(
+            "detector model=%s imgsz=%d classes=%d ready",
+            model_ref,
+            self.config.imgsz,
+            len(self._names),
+        )
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._load_blocking)
@@ -164,7 +168,15 @@ class Detector:
                 continue
             x1, y1, x2, y2 = (float(v) for v in xyxy[i])
             out.append(
-                Detection(label, int(classes[i]), float(confs[i]), x1, y1, x2, y2,
-                          int(ids[i]) if ids is not None else None)
+                Detection(
+                    label,
+                    int(classes[i]),
+                    float(confs[i]),
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                    int(ids[i]) if ids is not None else None,
+                )
             )
         return out

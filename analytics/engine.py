@@ -75,7 +75,11 @@ class CameraAnalytics:
                 await self._on_crowd(index, state.rule, signal, members, frame)
 
     async def _on_crowd(
-        self, index: int, rule: CrowdRule, signal: CrowdSignal, members: list[Detection],
+        self,
+        index: int,
+        rule: CrowdRule,
+        signal: CrowdSignal,
+        members: list[Detection],
         frame: Frame,
     ) -> None:
         zone = self._zones[rule.zone]
@@ -98,8 +102,13 @@ class CameraAnalytics:
             )
             incident = await self._with_snapshot(incident, frame, members)
             self._open[index] = _OpenCrowd(incident, frame.captured_mono)
-            log.info("camera=%s incident=%s crowd opened count=%d zone=%s",
-                     self.place.camera_id, incident.id, signal.count, zone.id)
+            log.info(
+                "camera=%s incident=%s crowd opened count=%d zone=%s",
+                self.place.camera_id,
+                incident.id,
+                signal.count,
+                zone.id,
+            )
             await self._publish(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=incident))
             return
         current = self._open.get(index)
@@ -107,11 +116,20 @@ class CameraAnalytics:
             return
         if signal.transition is Transition.CLOSED:
             incident = current.incident.model_copy(
-                update={"active": False, "ended_at": now, "updated_at": now, "current_count": signal.count}
+                update={
+                    "active": False,
+                    "ended_at": now,
+                    "updated_at": now,
+                    "current_count": signal.count,
+                }
             )
             del self._open[index]
-            log.info("camera=%s incident=%s crowd closed peak=%d", self.place.camera_id,
-                     incident.id, incident.peak_count or 0)
+            log.info(
+                "camera=%s incident=%s crowd closed peak=%d",
+                self.place.camera_id,
+                incident.id,
+                incident.peak_count or 0,
+            )
             await self._publish(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=incident))
             return
         due = frame.captured_mono - current.last_update_mono >= UPDATE_EVERY_S
@@ -141,8 +159,9 @@ class CameraAnalytics:
         try:
             await asyncio.to_thread(_write_snapshot, path, frame, members)
         except OSError:
-            log.exception("camera=%s incident=%s snapshot not written", self.place.camera_id,
-                          incident.id)
+            log.exception(
+                "camera=%s incident=%s snapshot not written", self.place.camera_id, incident.id
+            )
             return incident
         return incident.model_copy(update={"snapshot_ref": path.name})
 

@@ -172,9 +172,7 @@ class ClipReadyEvent(Message):
     clip: ClipRef
 
 
-Event = Annotated[
-    IncidentEvent | CameraStatusEvent | ClipReadyEvent, Field(discriminator="type")
-]
+Event = Annotated[IncidentEvent | CameraStatusEvent | ClipReadyEvent, Field(discriminator="type")]
 
 AnyEvent = IncidentEvent | CameraStatusEvent | ClipReadyEvent
 _event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)

@@ -110,7 +110,9 @@ class Store:
 
     async def incident(self, incident_id: str) -> Incident | None:
         rows = await self._run(
-            lambda c: c.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchall()
+            lambda c: c.execute(
+                "SELECT body FROM incidents WHERE id = ?", (incident_id,)
+            ).fetchall()
         )
         return Incident.model_validate_json(rows[0][0]) if rows else None
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import cv2
+import numpy as np
 
 from events.model import CameraState
 from ingest.config import CameraSource
@@ -116,8 +117,10 @@ class CaptureSource:
             cap = self._open()
             if not cap.isOpened():
                 cap.release()
-                self._set_state(CameraState.RECONNECTING if self.reconnects else CameraState.OFFLINE,
-                                f"cannot open {self.url_masked}")
+                self._set_state(
+                    CameraState.RECONNECTING if self.reconnects else CameraState.OFFLINE,
+                    f"cannot open {self.url_masked}",
+                )
             else:
                 self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
                 self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
@@ -148,7 +151,7 @@ class CaptureSource:
                 seq=self._seq + 1,
                 captured_mono=now_mono,
                 captured_at=datetime.now(UTC),
-                image=image,
+                image=np.asarray(image, dtype=np.uint8),
             )
             with self._lock:
                 self._seq += 1
@@ -167,8 +170,18 @@ class CaptureSource:
         if error is not None:
             error = mask_text(error)
         if state != self.state or error != self.last_error:
-            level = logging.WARNING if state in (CameraState.OFFLINE, CameraState.RECONNECTING) else logging.INFO
-            log.log(level, "camera=%s state=%s url=%s%s", self.camera_id, state, self.url_masked,
-                    f" error={error}" if error else "")
+            level = (
+                logging.WARNING
+                if state in (CameraState.OFFLINE, CameraState.RECONNECTING)
+                else logging.INFO
+            )
+            log.log(
+                level,
+                "camera=%s state=%s url=%s%s",
+                self.camera_id,
+                state,
+                self.url_masked,
+                f" error={error}" if error else "",
+            )
         self.state = state
         self.last_error = error

@@ -74,8 +74,10 @@ async def _serve(config: PantauConfig, base_dir: Path) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_exit(Path(args.config), demo_env())
-    print_ok = f"{args.config}: OK ({len(config.cameras)} cameras, {len(config.opds)} OPDs, " \
+    print_ok = (
+        f"{args.config}: OK ({len(config.cameras)} cameras, {len(config.opds)} OPDs, "
         f"{len(config.routing)} routes, {len(config.walls)} walls)\n"
+    )
     sys.stdout.write(print_ok)
     return 0
 
@@ -84,15 +86,17 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> i
     path = Path(args.config)
     config = _load_or_exit(path, env)
     if args.port is not None:
-        config = config.model_copy(update={"server": config.server.model_copy(
-            update={"port": args.port})})
+        config = config.model_copy(
+            update={"server": config.server.model_copy(update={"port": args.port})}
+        )
     asyncio.run(_serve(config, path.resolve().parent))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pantau", description="Pantau command-center video "
-                                     "and event system")
+    parser = argparse.ArgumentParser(
+        prog="pantau", description="Pantau command-center video and event system"
+    )
     parser.add_argument("--log-level", default=os.environ.get("PANTAU_LOG_LEVEL", "info"))
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run cameras, analytics, events and the wall")

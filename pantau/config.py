@@ -23,7 +23,6 @@ from events.config import Opd, Route, Slug
 from ingest.config import CameraSource
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
-
 Loc = tuple[str | int, ...]
 RULE_TYPES = ("crowd",)
 
@@ -39,7 +38,6 @@ class Camera(CameraSource):
     desa: str | None = None
     zones: list[Zone] = []
     rules: list[Rule] = []
-
 
 
 class DemoStream(Strict):
@@ -90,31 +88,46 @@ class PantauConfig(Strict):
             zones = [z.id for z in cam.zones]
             for zi, zid in enumerate(zones):
                 if zid in zones[:zi]:
-                    problems.append((("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice"))
+                    problems.append(
+                        (("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice")
+                    )
             for ri, rule in enumerate(cam.rules):
                 if rule.zone not in zones:
-                    problems.append((
-                        ("cameras", ci, "rules", ri, "zone"),
-                        f"zone {rule.zone!r} is not defined on camera {cam.id!r} "
-                        f"(its zones: {', '.join(zones) or 'none'})",
-                    ))
+                    problems.append(
+                        (
+                            ("cameras", ci, "rules", ri, "zone"),
+                            f"zone {rule.zone!r} is not defined on camera {cam.id!r} "
+                            f"(its zones: {', '.join(zones) or 'none'})",
+                        )
+                    )
         for ri, route in enumerate(self.routing):
             for oi, opd in enumerate(route.opds):
                 if opd not in opds:
-                    problems.append((("routing", ri, "opds", oi), f"OPD {opd!r} is not defined in opds"))
-            for ci, cam in enumerate(route.match.cameras):
-                if cam not in cams:
-                    problems.append((("routing", ri, "match", "cameras", ci), f"camera {cam!r} is not defined"))
+                    problems.append(
+                        (("routing", ri, "opds", oi), f"OPD {opd!r} is not defined in opds")
+                    )
+            for ci, cam_id in enumerate(route.match.cameras):
+                if cam_id not in cams:
+                    problems.append(
+                        (
+                            ("routing", ri, "match", "cameras", ci),
+                            f"camera {cam_id!r} is not defined",
+                        )
+                    )
         for wi, wall in enumerate(self.walls):
-            for ci, cam in enumerate(wall.cameras):
-                if cam not in cams:
-                    problems.append((("walls", wi, "cameras", ci), f"camera {cam!r} is not defined"))
+            for ci, cam_id in enumerate(wall.cameras):
+                if cam_id not in cams:
+                    problems.append(
+                        (("walls", wi, "cameras", ci), f"camera {cam_id!r} is not defined")
+                    )
             if len(wall.cameras) > LAYOUT_TILES[wall.layout]:
-                problems.append((
-                    ("walls", wi, "cameras"),
-                    f"{len(wall.cameras)} cameras do not fit layout {wall.layout} "
-                    f"({LAYOUT_TILES[wall.layout]} tiles)",
-                ))
+                problems.append(
+                    (
+                        ("walls", wi, "cameras"),
+                        f"{len(wall.cameras)} cameras do not fit layout {wall.layout} "
+                        f"({LAYOUT_TILES[wall.layout]} tiles)",
+                    )
+                )
         return problems
 
 
@@ -142,8 +155,14 @@ def _expand(value: str, env: Mapping[str, str], where: str, problems: list[str])
     return _VAR.sub(sub, value)
 
 
-def _plain(node: Any, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int],
-           env: Mapping[str, str], file: str, problems: list[str]) -> Any:
+def _plain(
+    node: Any,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    env: Mapping[str, str],
+    file: str,
+    problems: list[str],
+) -> Any:
     """Copy ruamel nodes into plain data, recording each key's and item's line (1-based)."""
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
@@ -196,11 +215,14 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "union_tag_invalid":
-        return f"unknown rule type {err['input'].get('type')!r} (known: crowd)" if isinstance(
-            err.get("input"), dict) else msg
+        return (
+            f"unknown rule type {err['input'].get('type')!r} (known: crowd)"
+            if isinstance(err.get("input"), dict)
+            else msg
+        )
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     return msg
 
 

@@ -1,4 +1,4 @@
-"""Footage for the demo and the tests: the shared CCTV clips, or a clip made from ultralytics' images.
+"""Footage for the demo and tests: the shared CCTV clips, or a clip made from ultralytics' images.
 
 Clips are re-encoded ONCE into a cache as camera-like H.264 (keyframe every 2 s, no B-frames),
 so a viewer joining the loopback stream gets a picture within about two seconds. Serving them
@@ -60,9 +60,25 @@ def _digest(path: Path) -> str:
 def _x264_args(fps: float) -> list[str]:
     gop = max(1, round(fps * KEYFRAME_S))
     return [
-        "-an", "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main",
-        "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-        "-bf", "0", "-movflags", "+faststart",
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-profile:v",
+        "main",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(gop),
+        "-keyint_min",
+        str(gop),
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "0",
+        "-movflags",
+        "+faststart",
     ]
 
 
@@ -114,15 +130,29 @@ def builtin_clip(cache_dir: Path, fps: int = 10) -> Path:
     if out.exists():
         return out
     width, height = 960, 540
-    zidane, bus = (cv2.imread(str(p)) for p in _ultralytics_images())
+    zidane, bus = (np.asarray(cv2.imread(str(p)), dtype=np.uint8) for p in _ultralytics_images())
     empty = np.full((height, width, 3), 40, dtype=np.uint8)
     cv2.putText(empty, "Pantau demo", (60, 280), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (90, 90, 90), 3)
     scenes = [(empty, 6), (_fit(zidane, width, height), 8), (_fit(bus, width, height), 10)]
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part.mp4")
     cmd = [
-        ffmpeg_binary(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *_x264_args(fps), str(tmp),
+        ffmpeg_binary(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        *_x264_args(fps),
+        str(tmp),
     ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     assert proc.stdin is not None
@@ -146,6 +176,7 @@ def resolve_clip(clip: str, assets: Path | None, cache_dir: Path) -> Path:
         for candidate in ([assets / "video" / clip] if assets else []) + [Path(clip)]:
             if candidate.is_file():
                 return camera_like(candidate, cache_dir)
-        log.warning("demo clip %s not found (no ../shared/assets here?): using the builtin clip",
-                    clip)
+        log.warning(
+            "demo clip %s not found (no ../shared/assets here?): using the builtin clip", clip
+        )
     return builtin_clip(cache_dir)

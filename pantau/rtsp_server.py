@@ -78,8 +78,9 @@ class RtspTestServer:
         )
         assert self._proc.stdout is not None
         # Drain stderr for the server's whole life: a full pipe would block GStreamer.
-        threading.Thread(target=self._drain, args=(self._proc,), daemon=True,
-                         name="rtsp-stderr").start()
+        threading.Thread(
+            target=self._drain, args=(self._proc,), daemon=True, name="rtsp-stderr"
+        ).start()
 
     def wait_ready(self, timeout: float = 20.0) -> RtspTestServer:
         """Block until the server listens (call it off the event loop)."""
@@ -98,8 +99,13 @@ class RtspTestServer:
             self.stop()
             raise RtspServerError(f"RTSP server did not start: {err or 'timed out'}")
         self.port = int(line.split()[1])
-        log.info("rtsp server pid=%d listening on %s:%d streams=%s", self._proc.pid, self.host,
-                 self.port, ",".join(self.streams))
+        log.info(
+            "rtsp server pid=%d listening on %s:%d streams=%s",
+            self._proc.pid,
+            self.host,
+            self.port,
+            ",".join(self.streams),
+        )
         return self
 
     def _drain(self, proc: subprocess.Popen[bytes]) -> None:

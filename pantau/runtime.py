@@ -120,8 +120,14 @@ class Runtime:
         self.hub.start(self.bus.subscribe("wallboard"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
-            engine = CameraAnalytics(place, cam.zones, cam.rules, self.detector,
-                                     self._publish_incident, self.snapshot_dir)
+            engine = CameraAnalytics(
+                place,
+                cam.zones,
+                cam.rules,
+                self.detector,
+                self._publish_incident,
+                self.snapshot_dir,
+            )
             worker = CameraWorker(cam.id, cam, engine.on_frame, self._publish_status)
             self.analytics[cam.id] = engine
             self.workers[cam.id] = worker
@@ -137,20 +143,32 @@ class Runtime:
 
     async def _start_web(self) -> None:
         cameras = [
-            CameraInfo(id=c.id, name=c.name, kecamatan=c.kecamatan, desa=c.desa,
-                       url_masked=mask_url(c.url))
+            CameraInfo(
+                id=c.id, name=c.name, kecamatan=c.kecamatan, desa=c.desa, url_masked=mask_url(c.url)
+            )
             for c in self.config.cameras
         ]
         deps = WallboardDeps(
-            store=self.store, hub=self.hub, live=LiveFrames(self), cameras=cameras,
-            walls=self.config.walls, ui=self.config.ui, snapshot_dir=self.snapshot_dir,
+            store=self.store,
+            hub=self.hub,
+            live=LiveFrames(self),
+            cameras=cameras,
+            walls=self.config.walls,
+            ui=self.config.ui,
+            snapshot_dir=self.snapshot_dir,
             health=self.health,
         )
         server = self.config.server
-        self._web = _QuietServer(uvicorn.Config(
-            create_app(deps), host=server.host, port=server.port, log_config=None,
-            timeout_graceful_shutdown=1, ws_ping_interval=20,
-        ))
+        self._web = _QuietServer(
+            uvicorn.Config(
+                create_app(deps),
+                host=server.host,
+                port=server.port,
+                log_config=None,
+                timeout_graceful_shutdown=1,
+                ws_ping_interval=20,
+            )
+        )
         self._web_task = asyncio.create_task(self._web.serve(), name="web")
         while not self._web.started:
             if self._web_task.done():

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pantau import demo_media
+from pantau.config import load
 from pantau.rtsp_server import RtspTestServer
+from pantau.runtime import Runtime
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -80,3 +82,50 @@ def ffprobe() -> str:
     if found is None:
         pytest.fail("ffprobe missing: run scripts/install.sh")
     return found
+
+
+CONFIG = """\
+server: {{host: 127.0.0.1, port: {web_port}}}
+storage: {{data_dir: {data_dir}}}
+detector: {{model: {model}, imgsz: 640}}
+cameras:
+  - id: plaza-cam
+    name: Plaza
+    url: {url}
+    kecamatan: Kota
+    desa: Kauman
+    detect_fps: 2
+    zones:
+      - {{id: plaza, name: Plaza, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
+    rules:
+      - {{type: crowd, zone: plaza, min_count: {min_count}, for: 1, clear_after: 5}}
+opds:
+  - {{id: satpol-pp, name: Satpol PP, contacts: [{{name: Piket, phone: "110"}}]}}
+routing:
+  - {{match: {{kinds: [crowd]}}, opds: [satpol-pp]}}
+walls:
+  - {{id: utama, layout: 1x1, cameras: [plaza-cam]}}
+"""
+
+
+def write_config(tmp_path: Path, **kw: object) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(CONFIG.format(data_dir=tmp_path / "var", **kw), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path,
+    model_path: Path,
+    people_clip: Path,
+    rtsp_server: Callable[..., RtspTestServer],
+) -> AsyncIterator[Runtime]:
+    server = rtsp_server({"plaza": people_clip})
+    path = write_config(
+        tmp_path, web_port=0, model=model_path, url=server.url("plaza"), min_count=2
+    )
+    runtime = Runtime(load(path), tmp_path)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()

@@ -9,8 +9,11 @@ from events.model import CameraState, CameraStatus, CameraStatusEvent, utcnow
 
 
 def status_event(n: int) -> CameraStatusEvent:
-    return CameraStatusEvent(status=CameraStatus(camera_id=f"cam-{n}", state=CameraState.ONLINE,
-                                                 url_masked="rtsp://h/x", at=utcnow()))
+    return CameraStatusEvent(
+        status=CameraStatus(
+            camera_id=f"cam-{n}", state=CameraState.ONLINE, url_masked="rtsp://h/x", at=utcnow()
+        )
+    )
 
 
 async def collect(sub: object, n: int) -> list[str]:

@@ -72,78 +72,92 @@ def test_good_config_expands_secrets(tmp_path: Path) -> None:
 # Each case: (what to replace in GOOD, replacement, the exact problem reported)
 BROKEN = [
     pytest.param(
-        "        points: [[0, 0], [1, 0], [1, 1]]", "        points: [[0, 0], [1, 0]]",
+        "        points: [[0, 0], [1, 0], [1, 1]]",
+        "        points: [[0, 0], [1, 0]]",
         "cameras.yaml:10: cameras[0].zones[0].points: a polygon needs at least 3 points",
         id="polygon-too-short",
     ),
     pytest.param(
-        "    kecamatan: Kota", "    kecamtan: Kota",
+        "    kecamatan: Kota",
+        "    kecamtan: Kota",
         "cameras.yaml:7: cameras[0].kecamtan: unknown key (check its spelling; unknown keys "
         "are errors)",
         id="typo-unknown-key",
     ),
     pytest.param(
-        "    name: Kamera Satu\n", "",
+        "    name: Kamera Satu\n",
+        "",
         "cameras.yaml:4: cameras[0].name: required field is missing",
         id="missing-name",
     ),
     pytest.param(
-        "url: rtsp://user", "url: http://user",
+        "url: rtsp://user",
+        "url: http://user",
         "cameras.yaml:6: cameras[0].url: must be an rtsp:// or rtsps:// URL",
         id="not-rtsp",
     ),
     pytest.param(
-        "        zone: plaza", "        zone: plaza-x",
+        "        zone: plaza",
+        "        zone: plaza-x",
         "cameras.yaml:13: cameras[0].rules[0].zone: zone 'plaza-x' is not defined on camera "
         "'cam-1' (its zones: plaza)",
         id="rule-unknown-zone",
     ),
     pytest.param(
-        "        min_count: 3", "        min_count: 0",
+        "        min_count: 3",
+        "        min_count: 0",
         "cameras.yaml:14: cameras[0].rules[0].min_count: Input should be greater than or equal "
         "to 1",
         id="min-count-zero",
     ),
     pytest.param(
-        "      - type: crowd", "      - type: crowed",
+        "      - type: crowd",
+        "      - type: crowed",
         "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' (known: crowd)",
         id="unknown-rule-type",
     ),
     pytest.param(
-        "    opds: [satpol-pp]", "    opds: [damkar]",
+        "    opds: [satpol-pp]",
+        "    opds: [damkar]",
         "cameras.yaml:22: routing[0].opds[0]: OPD 'damkar' is not defined in opds",
         id="route-unknown-opd",
     ),
     pytest.param(
-        "    cameras: [cam-1]", "    cameras: [cam-9]",
+        "    cameras: [cam-1]",
+        "    cameras: [cam-9]",
         "cameras.yaml:26: walls[0].cameras[0]: camera 'cam-9' is not defined",
         id="wall-unknown-camera",
     ),
     pytest.param(
-        "    layout: 2x2", "    layout: 5x5",
+        "    layout: 2x2",
+        "    layout: 5x5",
         "cameras.yaml:25: walls[0].layout: Input should be '1x1', '2x2', '3x3' or '4x4'",
         id="bad-layout",
     ),
     pytest.param(
-        "  - id: cam-1", "  - id: Cam 1",
+        "  - id: cam-1",
+        "  - id: Cam 1",
         "cameras.yaml:4: cameras[0].id: String should match pattern '^[a-z0-9][a-z0-9-]{0,47}$'",
         id="id-not-slug",
     ),
     pytest.param(
-        "        points: [[0, 0], [1, 0], [1, 1]]", "        points: [[0, 0], [1, 0], [640, 360]]",
+        "        points: [[0, 0], [1, 0], [1, 1]]",
+        "        points: [[0, 0], [1, 0], [640, 360]]",
         "cameras.yaml:10: cameras[0].zones[0].points: point (640, 360) is outside 0..1; "
         "normalized points are fractions of the frame (write units: pixels for pixel "
         "coordinates)",
         id="pixels-without-units",
     ),
     pytest.param(
-        '{name: Piket, phone: "+62 811 1"}', '{name: Piket, phone: "call me"}',
+        '{name: Piket, phone: "+62 811 1"}',
+        '{name: Piket, phone: "call me"}',
         "cameras.yaml:19: opds[0].contacts[0].phone: not a phone number (digits, optional "
         "leading +)",
         id="bad-phone",
     ),
     pytest.param(
-        "ui:\n  title: Uji\n", "ui:\n  title: Uji\n  timezone: Asia/Bangkok\n",
+        "ui:\n  title: Uji\n",
+        "ui:\n  title: Uji\n  timezone: Asia/Bangkok\n",
         "cameras.yaml:3: ui.timezone: Input should be 'Asia/Jakarta', 'Asia/Makassar' or "
         "'Asia/Jayapura'",
         id="timezone-not-indonesian",
@@ -166,8 +180,11 @@ def test_missing_secret_is_reported(tmp_path: Path) -> None:
 
 
 def test_duplicate_camera_id(tmp_path: Path) -> None:
-    text = GOOD.replace("walls:", textwrap.dedent("""\
-        walls:""")).replace("opds:\n", "  - id: cam-1\n    name: Dua\n    url: rtsp://h/x\nopds:\n", 1)
+    text = GOOD.replace(
+        "walls:",
+        textwrap.dedent("""\
+        walls:"""),
+    ).replace("opds:\n", "  - id: cam-1\n    name: Dua\n    url: rtsp://h/x\nopds:\n", 1)
     assert problems(tmp_path, text) == ["cameras.yaml:15: cameras[1].id: id 'cam-1' is used twice"]
 
 
@@ -185,7 +202,8 @@ def test_empty_and_non_mapping(tmp_path: Path) -> None:
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
     text = GOOD.replace("    kecamatan: Kota", "    kecamtan: Kota").replace(
-        "        min_count: 3", "        min_count: -1")
+        "        min_count: 3", "        min_count: -1"
+    )
     assert problems(tmp_path, text) == [
         "cameras.yaml:7: cameras[0].kecamtan: unknown key (check its spelling; unknown keys "
         "are errors)",
@@ -197,7 +215,10 @@ def test_several_problems_are_all_reported(tmp_path: Path) -> None:
 def _check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pantau.cli", "check", str(path)],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "CAM_PASS": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "CAM_PASS": "x"},
     )
 
 

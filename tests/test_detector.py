@@ -64,8 +64,9 @@ async def test_concurrent_cameras_are_batched(detector: Detector, assets: Path) 
 
 
 async def test_per_class_confidence(model_path: Path, assets: Path) -> None:
-    strict = Detector(DetectorConfig(model=str(model_path), confidence=0.3,
-                                     class_confidence={"person": 0.95}))
+    strict = Detector(
+        DetectorConfig(model=str(model_path), confidence=0.3, class_confidence={"person": 0.95})
+    )
     await strict.start()
     try:
         found = await labels(strict, frame(assets, "pets2009_vtest_480x360_tiodh_f0170.jpg"))

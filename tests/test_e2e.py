@@ -11,62 +11,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 import websockets
 
-from pantau.config import load
-from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, write_config
 
 pytestmark = pytest.mark.slow
-
-CONFIG = """\
-server: {{host: 127.0.0.1, port: {web_port}}}
-storage: {{data_dir: {data_dir}}}
-detector: {{model: {model}, imgsz: 640}}
-cameras:
-  - id: plaza-cam
-    name: Plaza
-    url: {url}
-    kecamatan: Kota
-    desa: Kauman
-    detect_fps: 2
-    zones:
-      - {{id: plaza, name: Plaza, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
-    rules:
-      - {{type: crowd, zone: plaza, min_count: {min_count}, for: 1, clear_after: 5}}
-opds:
-  - {{id: satpol-pp, name: Satpol PP, contacts: [{{name: Piket, phone: "110"}}]}}
-routing:
-  - {{match: {{kinds: [crowd]}}, opds: [satpol-pp]}}
-walls:
-  - {{id: utama, layout: 1x1, cameras: [plaza-cam]}}
-"""
-
-
-def write_config(tmp_path: Path, **kw: object) -> Path:
-    path = tmp_path / "cameras.yaml"
-    path.write_text(CONFIG.format(data_dir=tmp_path / "var", **kw), encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-async def running(
-    tmp_path: Path, model_path: Path, people_clip: Path,
-    rtsp_server: Callable[..., RtspTestServer],
-) -> AsyncIterator[Runtime]:
-    server = rtsp_server({"plaza": people_clip})
-    path = write_config(tmp_path, web_port=0, model=model_path, url=server.url("plaza"),
-                        min_count=2)
-    runtime = Runtime(load(path), tmp_path)
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
 
 
 def http_get(url: str) -> tuple[int, bytes, str]:
@@ -94,9 +49,12 @@ async def test_people_on_camera_reach_the_wall_as_an_incident(running: Runtime) 
     status, body, _ = await asyncio.to_thread(http_get, f"http://{base}/api/incidents")
     assert status == 200 and incident["id"] in {i["id"] for i in json.loads(body)}
     _, jpeg, ctype = await asyncio.to_thread(
-        http_get, f"http://{base}/api/incidents/{incident['id']}/snapshot.jpg")
+        http_get, f"http://{base}/api/incidents/{incident['id']}/snapshot.jpg"
+    )
     assert ctype == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
-    _, frame, _ = await asyncio.to_thread(http_get, f"http://{base}/api/cameras/plaza-cam/frame.jpg")
+    _, frame, _ = await asyncio.to_thread(
+        http_get, f"http://{base}/api/cameras/plaza-cam/frame.jpg"
+    )
     assert frame[:2] == b"\xff\xd8"
     _, health, _ = await asyncio.to_thread(http_get, f"http://{base}/healthz")
     assert json.loads(health)["cameras"] == {"plaza-cam": "online"}
@@ -121,16 +79,29 @@ def wait_http(url: str, predicate: Callable[[dict], bool], timeout: float) -> di
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int) -> None:
     rtsp_port, web_port = free_port(), free_port()
-    path = write_config(tmp_path, web_port=web_port, model=model_path,
-                        url=f"rtsp://127.0.0.1:{rtsp_port}/plaza", min_count=2)
+    path = write_config(
+        tmp_path,
+        web_port=web_port,
+        model=model_path,
+        url=f"rtsp://127.0.0.1:{rtsp_port}/plaza",
+        min_count=2,
+    )
     with path.open("a", encoding="utf-8") as fh:
         fh.write(f"demo:\n  rtsp_port: {rtsp_port}\n  streams: [{{path: plaza, clip: builtin}}]\n")
     env = {**os.environ, "YOLO_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run", str(path)], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pantau.cli", "run", str(path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        wait_http(f"http://127.0.0.1:{web_port}/healthz",
-                  lambda h: h["cameras"].get("plaza-cam") == "online", 90)
+        wait_http(
+            f"http://127.0.0.1:{web_port}/healthz",
+            lambda h: h["cameras"].get("plaza-cam") == "online",
+            90,
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("gst_rtsp_serve" in " ".join(c.cmdline()) for c in children)
         threads_before = psutil.Process(proc.pid).num_threads()
@@ -146,6 +117,6 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert rc == 0, stderr[-2000:]
     assert took < 5.0, f"took {took:.1f} s to stop"
-    gone, alive = psutil.wait_procs(children, timeout=2)
+    _, alive = psutil.wait_procs(children, timeout=2)
     assert alive == [], f"orphans left: {[p.cmdline() for p in alive]}"
     assert "pantau stopped" in stderr

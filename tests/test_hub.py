@@ -13,7 +13,14 @@ import uvicorn
 import websockets
 
 from events.bus import MemoryBus
-from events.model import CameraState, CameraStatus, CameraStatusEvent, EventType, IncidentEvent, utcnow
+from events.model import (
+    CameraState,
+    CameraStatus,
+    CameraStatusEvent,
+    EventType,
+    IncidentEvent,
+    utcnow,
+)
 from events.store import Store
 from tests.test_model import make_incident
 from wallboard.app import CameraInfo, WallboardDeps, create_app
@@ -50,12 +57,19 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 
     hub = Hub(open_incidents, {"walls": [{"id": "utama"}]}, history=8)
     hub.start(bus.subscribe("wallboard"))
-    deps = WallboardDeps(store=store, hub=hub, live=LiveFrames(NoFrames()),
-                         cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
-                         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None,
-                         health=lambda: {})
-    server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=0,
-                                           log_config=None))
+    deps = WallboardDeps(
+        store=store,
+        hub=hub,
+        live=LiveFrames(NoFrames()),
+        cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
+        walls=[Wall(id="utama")],
+        ui=UiConfig(),
+        snapshot_dir=None,
+        health=lambda: {},
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -85,8 +99,11 @@ async def test_snapshot_then_deltas(harness: Harness) -> None:
         assert snap["type"] == "snapshot" and snap["seq"] == 1
         assert [i["id"] for i in snap["incidents"]] == [first.incident.id]
         assert snap["walls"] == [{"id": "utama"}]
-        status = CameraStatusEvent(status=CameraStatus(
-            camera_id="cam-1", state=CameraState.OFFLINE, url_masked="rtsp://h/x", at=utcnow()))
+        status = CameraStatusEvent(
+            status=CameraStatus(
+                camera_id="cam-1", state=CameraState.OFFLINE, url_masked="rtsp://h/x", at=utcnow()
+            )
+        )
         await harness.publish(status)
         delta = await recv(ws)
         assert delta["seq"] == 2 and delta["type"] == "camera.status"

@@ -32,8 +32,9 @@ def allowed(package: str, module: str) -> bool:
     top = module.split(".")[0]
     if top not in OURS or top == package:
         return True
-    return any(module == rule or module.startswith(rule + ".") or rule == top
-               for rule in ALLOWED[package])
+    return any(
+        module == rule or module.startswith(rule + ".") or rule == top for rule in ALLOWED[package]
+    )
 
 
 def test_import_rules_hold() -> None:

@@ -6,8 +6,11 @@ from analytics.incidents import Hysteresis, Transition
 
 
 def run(h: Hysteresis, samples: list[tuple[float, bool]]) -> list[tuple[float, Transition]]:
-    return [(t, tr) for t, c in samples if (tr := h.update(c, t)) is not None
-            and tr is not Transition.HOLDING]
+    return [
+        (t, tr)
+        for t, c in samples
+        if (tr := h.update(c, t)) is not None and tr is not Transition.HOLDING
+    ]
 
 
 def test_opens_only_after_dwell() -> None:
@@ -25,8 +28,11 @@ def test_short_dips_do_not_close() -> None:
 def test_cooldown_blocks_reopening() -> None:
     h = Hysteresis(for_s=0, clear_after_s=0, cooldown_s=30)
     samples = [(0, True), (1, False), (2, True), (20, True), (31, True)]
-    assert run(h, samples) == [(0, Transition.OPENED), (1, Transition.CLOSED),
-                               (31, Transition.OPENED)]
+    assert run(h, samples) == [
+        (0, Transition.OPENED),
+        (1, Transition.CLOSED),
+        (31, Transition.OPENED),
+    ]
 
 
 def test_holding_while_open() -> None:

@@ -22,9 +22,14 @@ from events.model import (
 
 def make_incident(**kw: object) -> Incident:
     now = utcnow()
-    fields: dict[str, object] = dict(kind=IncidentKind.CROWD, severity=Severity.MEDIUM,
-                                     title="Kerumunan", camera_id="cam-1", started_at=now,
-                                     updated_at=now)
+    fields: dict[str, object] = dict(
+        kind=IncidentKind.CROWD,
+        severity=Severity.MEDIUM,
+        title="Kerumunan",
+        camera_id="cam-1",
+        started_at=now,
+        updated_at=now,
+    )
     fields.update(kw)
     return Incident(**fields)  # type: ignore[arg-type]
 

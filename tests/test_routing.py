@@ -8,10 +8,16 @@ from events.routing import route
 from tests.test_model import make_incident
 
 ROUTES = [
-    Route.model_validate({"match": {"kinds": ["crowd"], "min_severity": "high"},
-                          "opds": ["polres"], "continue": True}),
-    Route.model_validate({"match": {"kinds": ["crowd"], "kecamatan": ["Kota"]},
-                          "opds": ["satpol-pp"]}),
+    Route.model_validate(
+        {
+            "match": {"kinds": ["crowd"], "min_severity": "high"},
+            "opds": ["polres"],
+            "continue": True,
+        }
+    ),
+    Route.model_validate(
+        {"match": {"kinds": ["crowd"], "kecamatan": ["Kota"]}, "opds": ["satpol-pp"]}
+    ),
     Route.model_validate({"match": {"kinds": ["crowd"]}, "opds": ["satpol-pp-kab"]}),
     Route.model_validate({"match": {"cameras": ["cam-9"]}, "opds": ["diskominfo"]}),
 ]
@@ -30,4 +36,5 @@ def test_continue_collects_later_matches() -> None:
 def test_no_match_routes_nowhere() -> None:
     assert route(make_incident(kind=IncidentKind.FLOOD), ROUTES) == ()
     assert route(make_incident(kind=IncidentKind.FLOOD, camera_id="cam-9"), ROUTES) == (
-        "diskominfo",)
+        "diskominfo",
+    )

@@ -16,9 +16,24 @@ pytestmark = pytest.mark.slow
 
 def probe(ffprobe: str, url: str) -> dict[str, object]:
     out = subprocess.run(
-        [ffprobe, "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v",
-         "-show_entries", "stream=codec_name,width,height", "-of", "json", url],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     streams = json.loads(out.stdout)["streams"]
     assert len(streams) == 1
@@ -31,8 +46,11 @@ def test_streams_h264_to_two_viewers(
     server = rtsp_server({"cam-a": builtin_clip, "cam-b": builtin_clip})
     assert server.port and server.port > 0
     for path in ("cam-a", "cam-b"):
-        assert probe(ffprobe, server.url(path)) == {"codec_name": "h264", "width": 960,
-                                                    "height": 540}
+        assert probe(ffprobe, server.url(path)) == {
+            "codec_name": "h264",
+            "width": 960,
+            "height": 540,
+        }
 
 
 def test_auth_required_when_configured(
@@ -42,7 +60,9 @@ def test_auth_required_when_configured(
     assert probe(ffprobe, server.url("cam"))["codec_name"] == "h264"
     denied = subprocess.run(
         [ffprobe, "-v", "error", "-rtsp_transport", "tcp", server.url("cam", with_auth=False)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert denied.returncode != 0 and "401" in denied.stderr
 

@@ -81,8 +81,9 @@ async def test_worker_samples_at_detect_fps(
     async def on_status(status: CameraStatus) -> None:
         statuses.append(status)
 
-    worker = CameraWorker("cam-1", CameraSource(url=server.url("cam"), detect_fps=2), on_frame,
-                          on_status)
+    worker = CameraWorker(
+        "cam-1", CameraSource(url=server.url("cam"), detect_fps=2), on_frame, on_status
+    )
     await worker.start()
     try:
         for _ in range(200):

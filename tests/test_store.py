@@ -19,8 +19,13 @@ async def test_append_is_idempotent_and_durable(tmp_path: Path) -> None:
     assert await store.append(opened) is False  # same event id: stored once
     closed = IncidentEvent(
         type=EventType.INCIDENT_CLOSED,
-        incident=inc.model_copy(update={"active": False, "ended_at": inc.updated_at,
-                                        "updated_at": inc.updated_at + timedelta(seconds=5)}),
+        incident=inc.model_copy(
+            update={
+                "active": False,
+                "ended_at": inc.updated_at,
+                "updated_at": inc.updated_at + timedelta(seconds=5),
+            }
+        ),
     )
     await store.append(closed)
     await store.close()

@@ -7,7 +7,8 @@ from ingest.urls import mask_text, mask_url
 
 def test_mask_url() -> None:
     assert mask_url("rtsp://admin:hunter2@10.0.0.5:554/Streaming/101") == (
-        "rtsp://admin:***@10.0.0.5:554/Streaming/101")
+        "rtsp://admin:***@10.0.0.5:554/Streaming/101"
+    )
     assert mask_url("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
     assert "p@ss" not in mask_url("rtsp://u:p@ss@host/x")
 

@@ -14,11 +14,13 @@ def person(x1: float, y1: float, x2: float, y2: float) -> Detection:
 def test_bottom_centre_decides_membership() -> None:
     lower_half = Zone(id="z", points=[(0, 0.5), (1, 0.5), (1, 1), (0, 1)])
     shapes = ZoneSet([lower_half]).shapes(100, 100)
-    tall = person(40, 10, 60, 80)   # head in the upper half, feet in the zone
-    high = person(40, 0, 60, 40)    # entirely above the zone
+    tall = person(40, 10, 60, 80)  # head in the upper half, feet in the zone
+    high = person(40, 0, 60, 40)  # entirely above the zone
     assert shapes["z"].members([tall, high], {"person"}) == [tall]
     assert shapes["z"].counts([tall, high, Detection("car", 2, 0.8, 0, 60, 10, 90)]) == {
-        "person": 1, "car": 1}
+        "person": 1,
+        "car": 1,
+    }
 
 
 def test_pixel_units_and_resize() -> None:

@@ -43,8 +43,12 @@ class LiveFrames:
         height, width = image.shape[:2]
         if width > self._max_width:
             scale = self._max_width / width
-            image = cv2.resize(image, (self._max_width, int(height * scale)),
-                               interpolation=cv2.INTER_AREA)
+            image = np.asarray(
+                cv2.resize(
+                    image, (self._max_width, int(height * scale)), interpolation=cv2.INTER_AREA
+                ),
+                dtype=np.uint8,
+            )
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
         if not ok:
             return None
@@ -64,7 +68,11 @@ class LiveFrames:
             if got is not None and got[0] != last_seq:
                 last_seq, data = got
                 yield (
-                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n"
-                ).encode() + data + b"\r\n"
+                    (
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(data)}\r\n\r\n"
+                    ).encode()
+                    + data
+                    + b"\r\n"
+                )
             await asyncio.sleep(period)

@@ -1,0 +1,92 @@
+"""The wall page in a real headless Chromium: live tiles, an incident pops its camera into the
+focus tile, language switch, phone layout."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pantau.runtime import Runtime
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("no Chromium on this machine: run scripts/install.sh")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def test_wall_shows_live_tiles_and_pops_the_incident(
+    running: Runtime,
+    browser: object,
+    tmp_path: Path,
+) -> None:
+    page = await browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    await page.goto(f"http://127.0.0.1:{running.web_port}/")
+    assert page.url.endswith("/wall/utama")
+    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    # The tile renders real frames from the RTSP stream (MJPEG from the ingest worker).
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('.tile img'); return i && i.naturalWidth > 0 }",
+        timeout=30000,
+    )
+    # People on camera -> the incident is on the timeline and its camera tile is in focus.
+    item = page.locator(".timeline .incident.is-active").first
+    await item.wait_for(timeout=60000)
+    assert "Kerumunan" in await item.inner_text()
+    focus = page.locator(".grid .tile").first
+    assert await focus.get_attribute("data-camera") == "plaza-cam"
+    assert "alarm" in (await focus.get_attribute("class") or "")
+    assert "orang" in await focus.locator(".cam-alert").inner_text()
+    await page.screenshot(path=str(tmp_path / "wall.png"))
+
+    # Detail dialog with the snapshot.
+    await item.click()
+    await page.wait_for_selector("dialog[open] img.snap")
+    await page.locator("dialog[open] .btn").click()
+
+    # Language switch.
+    assert (await page.locator("h2 [data-i18n='incidents']").inner_text()).lower() == "kejadian"
+    await page.locator("#lang").click()
+    assert (await page.locator("h2 [data-i18n='incidents']").inner_text()).lower() == "incidents"
+    assert "Crowd" in await item.inner_text()
+    await page.close()
+
+
+async def test_phone_layout_shows_incidents_without_video(
+    running: Runtime,
+    browser: object,
+) -> None:
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
+    await page.goto(f"http://127.0.0.1:{running.web_port}/")
+    await page.locator(".timeline .incident").first.wait_for(timeout=60000)
+    assert not await page.locator("#grid").is_visible()
+    assert await page.locator(".timeline").is_visible()
+    await page.close()
