@@ -16,6 +16,11 @@ class CameraSource(BaseModel):
     detect_fps: float = Field(default=5.0, gt=0, le=30)
     open_timeout_s: float = Field(default=10.0, gt=0, le=120)
     read_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # Reconnect delays double from 0.5 s up to this cap (with jitter): a camera that comes back
+    # is seen within this long, and a dead one costs one attempt per this long.
+    reconnect_max_s: float = Field(default=8.0, ge=1, le=300)
+    # A camera that was online counts as "reconnecting" for this long, then as "offline".
+    offline_after_s: float = Field(default=30.0, ge=0, le=3600)
     transport: str = Field(default="tcp", pattern="^(tcp|udp)$")
 
     @field_validator("url")

@@ -22,12 +22,12 @@ import numpy as np
 from events.model import CameraState
 from ingest.config import CameraSource
 from ingest.frame import Frame
+from ingest.probe import diagnose
 from ingest.urls import mask_text, mask_url
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
-BACKOFF_CAP_S = 30.0
 
 
 def _fourcc_name(value: float) -> str | None:
@@ -57,7 +57,7 @@ class CaptureSource:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._decoded_times: deque[float] = deque(maxlen=256)
-        self.state = CameraState.STARTING
+        self._state = CameraState.STARTING
         self.reconnects = 0
         self.attempts = 0
         self.last_error: str | None = None
@@ -65,11 +65,30 @@ class CaptureSource:
         self.height: int | None = None
         self.codec: str | None = None
         self.last_frame_mono: float | None = None
+        self._down_since: float | None = None  # when a camera that was online went down
 
     # ---- consumer side -------------------------------------------------------------------
     def latest(self) -> Frame | None:
         with self._lock:
             return self._latest
+
+    @property
+    def state(self) -> CameraState:
+        """The camera's state as the rest of the system should see it.
+
+        FFmpeg may retry a hung read several times before giving up, so an online camera whose
+        newest frame is older than the read timeout is reported as reconnecting at once, even
+        while the decode thread is still blocked inside OpenCV.
+        """
+        state = self._state
+        if state == CameraState.ONLINE and self.last_frame_mono is not None:
+            if time.monotonic() - self.last_frame_mono > self.source.read_timeout_s:
+                return CameraState.RECONNECTING
+        return state
+
+    @property
+    def stalled(self) -> bool:
+        return self._state == CameraState.ONLINE and self.state != CameraState.ONLINE
 
     def input_fps(self, window_s: float = 5.0) -> float:
         now = time.monotonic()
@@ -117,27 +136,42 @@ class CaptureSource:
             cap = self._open()
             if not cap.isOpened():
                 cap.release()
-                self._set_state(
-                    CameraState.RECONNECTING if self.reconnects else CameraState.OFFLINE,
-                    f"cannot open {self.url_masked}",
-                )
+                reason = diagnose(self.source.url, min(self.source.open_timeout_s, 3.0))
+                self._set_state(self._down_state(), f"cannot open: {reason}")
             else:
                 self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
                 self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
                 self.codec = _fourcc_name(cap.get(cv2.CAP_PROP_FOURCC))
                 got_any = self._read_loop(cap)
+                if not self._stop.is_set():
+                    if got_any:
+                        backoff = BACKOFF_START_S
+                        self._down_since = time.monotonic()
+                    self.reconnects += 1
+                    # Report before release(): closing a session with a hung server can itself
+                    # take a timeout's worth of time.
+                    self._set_state(
+                        self._down_state(), "stream ended or no frame within read timeout"
+                    )
                 cap.release()
                 if self._stop.is_set():
                     break
-                if got_any:
-                    backoff = BACKOFF_START_S
-                self.reconnects += 1
-                self._set_state(CameraState.RECONNECTING, "stream ended or read timed out")
             # Full jitter keeps 200 cameras behind one dead switch from reconnecting in lockstep.
             delay = random.uniform(0.5, 1.0) * backoff
-            backoff = min(backoff * 2, BACKOFF_CAP_S)
+            backoff = min(backoff * 2, self.source.reconnect_max_s)
             self._stop.wait(delay)
         self._set_state(CameraState.STOPPED, None)
+
+    def _down_state(self) -> CameraState:
+        """Never seen: offline at once. Was online: reconnecting, offline after a while."""
+        if self._down_since is None:
+            return CameraState.OFFLINE
+        down_for = time.monotonic() - self._down_since
+        return (
+            CameraState.RECONNECTING
+            if down_for < self.source.offline_after_s
+            else CameraState.OFFLINE
+        )
 
     def _read_loop(self, cap: cv2.VideoCapture) -> bool:
         got_any = False
@@ -169,7 +203,7 @@ class CaptureSource:
     def _set_state(self, state: CameraState, error: str | None) -> None:
         if error is not None:
             error = mask_text(error)
-        if state != self.state or error != self.last_error:
+        if state != self._state or error != self.last_error:
             level = (
                 logging.WARNING
                 if state in (CameraState.OFFLINE, CameraState.RECONNECTING)
@@ -183,5 +217,5 @@ class CaptureSource:
                 self.url_masked,
                 f" error={error}" if error else "",
             )
-        self.state = state
+        self._state = state
         self.last_error = error

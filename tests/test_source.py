@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +100,111 @@ async def test_worker_samples_at_detect_fps(
         assert [s.state for s in statuses][:2] == [CameraState.STARTING, CameraState.ONLINE]
     finally:
         await worker.stop()
+
+
+class FrameWatch:
+    """Samples a source's sequence number to prove it kept delivering the whole time."""
+
+    def __init__(self, src: CaptureSource) -> None:
+        self.src = src
+        self.stalls = 0
+        self._last = -1
+        self._last_change = time.monotonic()
+
+    def poll(self) -> None:
+        frame = self.src.latest()
+        seq = frame.seq if frame else -1
+        now = time.monotonic()
+        if seq != self._last:
+            self._last, self._last_change = seq, now
+        elif now - self._last_change > 1.0:
+            self.stalls += 1
+            self._last_change = now
+
+
+def test_server_killed_mid_stream_reconnects_and_others_keep_going(
+    rtsp_server: Callable[..., RtspTestServer], builtin_clip: Path
+) -> None:
+    victim = RtspTestServer({"cam": builtin_clip}).start()
+    other = rtsp_server({"cam": builtin_clip})
+    src_a = CaptureSource("cam-a", CameraSource(url=victim.url("cam"), read_timeout_s=2))
+    src_b = CaptureSource("cam-b", CameraSource(url=other.url("cam"), read_timeout_s=2))
+    watch = FrameWatch(src_b)
+    port = victim.port
+    revived: RtspTestServer | None = None
+    src_a.start()
+    src_b.start()
+    try:
+        assert wait_for(lambda: src_a.state == src_b.state == CameraState.ONLINE, 20)
+        victim.stop()
+        killed = time.monotonic()
+        assert wait_for(lambda: src_a.state == CameraState.RECONNECTING, 2 + 1)
+        assert time.monotonic() - killed <= 3
+        end = time.monotonic() + 4  # the server stays down a while
+        while time.monotonic() < end:
+            watch.poll()
+            time.sleep(0.1)
+        revived = RtspTestServer({"cam": builtin_clip}, port=port or 0).start()
+        back = time.monotonic()
+        while src_a.state != CameraState.ONLINE and time.monotonic() - back < 10:
+            watch.poll()
+            time.sleep(0.1)
+        assert src_a.state == CameraState.ONLINE, src_a.last_error
+        assert src_a.reconnects >= 1
+        assert watch.stalls == 0  # camera B never stopped while A was down
+    finally:
+        src_a.stop(10)
+        src_b.stop(10)
+        if revived is not None:
+            revived.stop()
+
+
+def test_frozen_server_hits_the_read_timeout(
+    rtsp_server: Callable[..., RtspTestServer], builtin_clip: Path
+) -> None:
+    server = rtsp_server({"cam": builtin_clip})
+    src = CaptureSource("cam", CameraSource(url=server.url("cam"), read_timeout_s=2))
+    src.start()
+    try:
+        assert wait_for(lambda: src.state == CameraState.ONLINE, 20)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)  # TCP stays open, no data flows
+        try:
+            # Frames already in the socket buffers still arrive for a moment; the clock that
+            # matters starts at the last frame.
+            assert wait_for(lambda: src.state == CameraState.RECONNECTING, 20)
+            noticed = time.monotonic()
+            assert src.last_frame_mono is not None
+            assert noticed - src.last_frame_mono <= 2 + 0.5
+            assert src.stalled or "read timeout" in (src.last_error or "")
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        assert wait_for(lambda: src.state == CameraState.ONLINE, 15)
+    finally:
+        src.stop(10)
+
+
+@pytest.mark.parametrize(
+    ("make_url", "reason"),
+    [
+        (lambda s: s.url("no-such-path"), "RTSP 404"),
+        (lambda s: f"rtsp://127.0.0.1:{free_port()}/cam", "connection refused"),
+        (lambda s: s.url("cam", with_auth=False), "RTSP 401"),
+    ],
+    ids=["wrong-path", "refused-port", "no-credentials"],
+)
+def test_bad_urls_give_a_clear_reason(
+    rtsp_server: Callable[..., RtspTestServer],
+    builtin_clip: Path,
+    make_url: Callable[[RtspTestServer], str],
+    reason: str,
+) -> None:
+    server = rtsp_server({"cam": builtin_clip}, auth=("op", "pw"))
+    src = CaptureSource("bad", CameraSource(url=make_url(server), open_timeout_s=3))
+    src.start()
+    try:
+        assert wait_for(lambda: src.last_error is not None, 15)
+        assert src.state == CameraState.OFFLINE
+        assert reason in (src.last_error or ""), src.last_error
+    finally:
+        src.stop(10)
