@@ -22,6 +22,8 @@ class CameraSource(BaseModel):
     # A camera that was online counts as "reconnecting" for this long, then as "offline".
     offline_after_s: float = Field(default=30.0, ge=0, le=3600)
     transport: str = Field(default="tcp", pattern="^(tcp|udp)$")
+    record: bool = False  # keep the stream as segments (no re-encoding) for clips and replay
+    retention_days: float | None = Field(default=None, gt=0, le=3650)  # overrides recording
 
     @field_validator("url")
     @classmethod
@@ -29,3 +31,18 @@ class CameraSource(BaseModel):
         if not value.startswith(("rtsp://", "rtsps://")):
             raise ValueError("must be an rtsp:// or rtsps:// URL")
         return value
+
+
+class RecordingConfig(BaseModel):
+    """Where and how segments are kept; cameras opt in with `record: true`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dir: str = "recordings"  # relative to storage.data_dir
+    segment_s: float = Field(default=10.0, ge=1, le=600)
+    retention_days: float = Field(default=7.0, gt=0, le=3650)
+    # Delete the oldest segments (never held ones) while the disk is fuller than this.
+    max_disk_fraction: float = Field(default=0.85, gt=0.05, le=0.99)
+    max_bytes: int | None = Field(default=None, ge=1)  # optional hard budget for recordings
+    pre_roll_s: float = Field(default=10.0, ge=0, le=600)
+    post_roll_s: float = Field(default=10.0, ge=0, le=600)
