@@ -16,7 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from events.model import AnyEvent, Incident, IncidentEvent, IncidentKind, IncidentState
+from events.model import (
+    AnyEvent,
+    ClipReadyEvent,
+    ClipRef,
+    Incident,
+    IncidentEvent,
+    IncidentKind,
+    IncidentState,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +51,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX incidents_started ON incidents(started_at);
     CREATE INDEX incidents_camera ON incidents(camera_id, started_at);
+    """,
+    """
+    CREATE TABLE clips (
+        incident_id TEXT PRIMARY KEY,
+        camera_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
     """,
 ]
 
@@ -100,6 +115,15 @@ class Store:
                 fresh = cur.rowcount == 1
                 if fresh and isinstance(event, IncidentEvent):
                     _upsert_incident(conn, event.incident)
+                elif fresh and isinstance(event, ClipReadyEvent):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO clips(incident_id, camera_id, body) VALUES (?,?,?)",
+                        (
+                            event.clip.incident_id,
+                            event.clip.camera_id,
+                            event.clip.model_dump_json(),
+                        ),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -145,6 +169,14 @@ class Store:
         params.append(limit)
         rows = await self._run(lambda c: c.execute(sql, params).fetchall())
         return [Incident.model_validate_json(r[0]) for r in rows]
+
+    async def clip(self, incident_id: str) -> ClipRef | None:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM clips WHERE incident_id = ?", (incident_id,)
+            ).fetchall()
+        )
+        return ClipRef.model_validate_json(rows[0][0]) if rows else None
 
     async def count_events(self) -> int:
         rows = await self._run(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchall())

@@ -20,7 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from analytics.config import DetectorConfig, Rule, Zone
 from events.config import Opd, Route, Slug
-from ingest.config import CameraSource
+from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
@@ -60,6 +60,7 @@ class PantauConfig(Strict):
     ui: UiConfig = UiConfig()
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
+    recording: RecordingConfig = RecordingConfig()
     bus: Literal["memory"] = "memory"
     detector: DetectorConfig = DetectorConfig()
     cameras: list[Camera] = Field(min_length=1)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,17 @@ import uvicorn
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
 from events.bus import MemoryBus
-from events.model import CameraStatus, CameraStatusEvent, IncidentEvent
+from events.model import (
+    CameraStatus,
+    CameraStatusEvent,
+    ClipReadyEvent,
+    ClipRef,
+    EventType,
+    IncidentEvent,
+)
 from events.routing import route
 from events.store import Store
+from ingest.recording import RecordingService
 from ingest.urls import mask_url
 from ingest.worker import CameraWorker
 from pantau import demo_media
@@ -56,6 +65,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.data_dir = (self.base_dir / self.config.storage.data_dir).resolve()
         self.snapshot_dir = self.data_dir / "snapshots"
+        self.clip_dir = self.data_dir / "clips"
+        self.recording: RecordingService | None = None
         self.store = Store(self.data_dir / "pantau.db")
         self.bus = MemoryBus()
         self.detector = Detector(self.config.detector)
@@ -95,6 +106,29 @@ class Runtime:
         async for event in self.bus.subscribe("store"):
             await self.store.append(event)
 
+    async def _publish_clip(self, clip: ClipRef) -> None:
+        await self.bus.publish(ClipReadyEvent(clip=clip))
+
+    async def _clip_closed_incidents(self) -> None:
+        """When a camera incident ends, cut its clip: pre-roll before it, post-roll after."""
+        rec = self.config.recording
+        async for event in self.bus.subscribe("clipper"):
+            if not (isinstance(event, IncidentEvent) and event.type == EventType.INCIDENT_CLOSED):
+                continue
+            inc = event.incident
+            if (
+                self.recording is None
+                or not inc.camera_id
+                or not self.recording.records(inc.camera_id)
+            ):
+                continue
+            end = inc.ended_at or inc.updated_at
+            self.recording.clips.request(
+                inc.id, inc.camera_id,
+                inc.started_at - timedelta(seconds=rec.pre_roll_s),
+                end + timedelta(seconds=rec.post_roll_s),
+            )  # fmt: skip
+
     def health(self) -> dict[str, object]:
         return {
             "cameras": {cid: str(w.capture.state) for cid, w in self.workers.items()},
@@ -117,6 +151,16 @@ class Runtime:
             await asyncio.to_thread(self.rtsp.wait_ready)
         await self.detector.start()
         self._tasks.append(asyncio.create_task(self._persist(), name="store-writer"))
+        if any(cam.record for cam in self.config.cameras):
+            self.recording = RecordingService(
+                {cam.id: cam for cam in self.config.cameras},
+                self.config.recording,
+                self.data_dir / self.config.recording.dir,
+                self.clip_dir,
+                self._publish_clip,
+            )
+            await self.recording.start()
+            self._tasks.append(asyncio.create_task(self._clip_closed_incidents(), name="clips"))
         self.hub.start(self.bus.subscribe("wallboard"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
@@ -156,6 +200,7 @@ class Runtime:
             walls=self.config.walls,
             ui=self.config.ui,
             snapshot_dir=self.snapshot_dir,
+            clip_dir=self.clip_dir,
             health=self.health,
         )
         server = self.config.server
@@ -185,6 +230,8 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._web_task, 3)
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
+        if self.recording is not None:
+            await self.recording.stop()
         await self.hub.stop()
         await self.detector.stop()
         # Let the store writer drain what the bus already holds, then end it.

@@ -129,3 +129,42 @@ async def running(
     await runtime.start()
     yield runtime
     await runtime.stop()
+
+
+CLIP_CONFIG = """\
+server: {{host: 127.0.0.1, port: 0}}
+storage: {{data_dir: {data_dir}}}
+detector: {{model: {model}}}
+recording: {{segment_s: 2, pre_roll_s: 2, post_roll_s: 2}}
+cameras:
+  - id: lobby
+    name: Lobby
+    url: {url}
+    detect_fps: 2
+    record: true
+    zones:
+      - {{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
+    rules:
+      - {{type: crowd, zone: all, min_count: 3, for: 1, clear_after: 2, cooldown: 0}}
+"""
+
+
+@pytest.fixture
+async def recording_runtime(
+    tmp_path: Path,
+    model_path: Path,
+    builtin_clip: Path,
+    rtsp_server: Callable[..., RtspTestServer],
+) -> AsyncIterator[Runtime]:
+    """A recording camera on the builtin clip (6 s empty, 8 s 2 persons, 10 s 4 persons): the
+    crowd rule (3 persons) opens and closes once per 24 s loop, so clips get cut."""
+    server = rtsp_server({"lobby": builtin_clip})
+    path = tmp_path / "cameras.yaml"
+    path.write_text(
+        CLIP_CONFIG.format(data_dir=tmp_path / "var", model=model_path, url=server.url("lobby")),
+        encoding="utf-8",
+    )
+    runtime = Runtime(load(path), tmp_path)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()

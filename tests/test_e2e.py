@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -120,3 +121,35 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int)
     _, alive = psutil.wait_procs(children, timeout=2)
     assert alive == [], f"orphans left: {[p.cmdline() for p in alive]}"
     assert "pantau stopped" in stderr
+
+
+async def test_closed_incident_gets_a_playable_clip(
+    recording_runtime: Runtime, tmp_path: Path, ffprobe: str
+) -> None:
+    runtime = recording_runtime
+    async with websockets.connect(f"ws://127.0.0.1:{runtime.web_port}/ws") as ws:
+        clip = closed = None
+        deadline = time.monotonic() + 120
+        while clip is None and time.monotonic() < deadline:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 120))
+            if msg["type"] == "incident.closed":
+                closed = msg["event"]["incident"]
+            elif msg["type"] == "clip.ready":
+                clip = msg["event"]["clip"]
+    assert closed is not None and clip is not None, "no clip within 120 s"
+    assert clip["incident_id"] == closed["id"] and clip["camera_id"] == "lobby"
+    url = f"http://127.0.0.1:{runtime.web_port}/api/incidents/{closed['id']}/clip.mp4"
+    status, body, ctype = await asyncio.to_thread(http_get, url)
+    assert status == 200 and ctype == "video/mp4"
+    local = tmp_path / "got.mp4"
+    local.write_bytes(body)
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "format=duration:stream=codec_name",
+         "-of", "json", str(local)], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    info = json.loads(out.stdout)
+    assert [s["codec_name"] for s in info["streams"]] == ["h264"]
+    started = datetime.fromisoformat(closed["started_at"])
+    ended = datetime.fromisoformat(closed["ended_at"])
+    expected = (ended - started).total_seconds() + 2 + 2
+    assert abs(float(info["format"]["duration"]) - expected) <= 2.5  # ±1 segment + GOP

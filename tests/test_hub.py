@@ -65,6 +65,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         walls=[Wall(id="utama")],
         ui=UiConfig(),
         snapshot_dir=None,
+        clip_dir=None,
         health=lambda: {},
     )
     server = uvicorn.Server(

@@ -90,3 +90,34 @@ async def test_phone_layout_shows_incidents_without_video(
     assert not await page.locator("#grid").is_visible()
     assert await page.locator(".timeline").is_visible()
     await page.close()
+
+
+async def test_incident_clip_replays_in_the_page(
+    recording_runtime: Runtime, browser: object
+) -> None:
+    page = await browser.new_page(viewport={"width": 1600, "height": 900})  # type: ignore[attr-defined]
+    await page.goto(f"http://127.0.0.1:{recording_runtime.web_port}/")
+    # Wait until an incident has ended and its clip is announced on the WebSocket.
+    await page.wait_for_function(
+        "() => document.querySelector('.timeline .incident.is-ended') !== null", timeout=90000
+    )
+    ended = page.locator(".timeline .incident.is-ended").first
+    incident_id = await ended.get_attribute("data-incident")
+    for _ in range(60):
+        status = await page.evaluate(
+            f"fetch('/api/incidents/{incident_id}/clip').then(r => r.status)"
+        )
+        if status == 200:
+            break
+        await page.wait_for_timeout(500)
+    await ended.click()
+    video = page.locator("dialog[open] video.clip")
+    await video.wait_for(timeout=10000)
+    await page.evaluate("document.querySelector('dialog[open] video.clip').muted = true")
+    await page.evaluate("document.querySelector('dialog[open] video.clip').play()")
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('dialog[open] video.clip');"
+        " return v && !v.paused && v.currentTime > 0.5 && v.readyState >= 3 }",
+        timeout=20000,
+    )
+    await page.close()

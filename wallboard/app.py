@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
-from events.model import CameraStatus, Incident, IncidentKind, IncidentState
+from events.model import CameraStatus, ClipRef, Incident, IncidentKind, IncidentState
 from events.store import Store
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
@@ -43,6 +43,7 @@ class WallboardDeps:
     walls: list[Wall]
     ui: UiConfig
     snapshot_dir: Path | None
+    clip_dir: Path | None
     health: Callable[[], dict[str, object]]
     mjpeg_fps: float = 5.0
 
@@ -132,6 +133,23 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         if path.parent != deps.snapshot_dir.resolve() or not path.is_file():
             raise HTTPException(404, "no snapshot for this incident")
         return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/api/incidents/{incident_id}/clip")
+    async def incident_clip(incident_id: str) -> ClipRef:
+        clip = await deps.store.clip(incident_id)
+        if clip is None:
+            raise HTTPException(404, "no clip for this incident (yet)")
+        return clip
+
+    @app.get("/api/incidents/{incident_id}/clip.mp4")
+    async def incident_clip_file(incident_id: str) -> FileResponse:
+        clip = await deps.store.clip(incident_id)
+        if clip is None or deps.clip_dir is None:
+            raise HTTPException(404, "no clip for this incident (yet)")
+        path = (deps.clip_dir / clip.path).resolve()
+        if path.parent != deps.clip_dir.resolve() or not path.is_file():
+            raise HTTPException(404, "the clip file is gone")
+        return FileResponse(path, media_type="video/mp4")
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, since: int | None = None) -> None:

@@ -8,6 +8,7 @@ const state = {
   cameras: new Map(),      // id -> {id, name, kecamatan, desa}
   health: new Map(),       // id -> CameraStatus
   incidents: new Map(),    // id -> Incident
+  clips: new Map(),        // incident id -> ClipRef
   wall: null,
   order: [],               // camera ids in tile order; order[0] is the focus tile
   seq: null,
@@ -145,14 +146,23 @@ function renderHealth() {
 
 function renderAll() { renderGrid(); renderTimeline(); renderHealth(); }
 
-function showDetail(id) {
+async function showDetail(id) {
   const inc = state.incidents.get(id);
   if (!inc) return;
   const dlg = $("#detail");
+  if (!state.clips.has(id)) {
+    const res = await fetch(`/api/incidents/${encodeURIComponent(id)}/clip`);
+    if (res.ok) state.clips.set(id, await res.json());
+  }
+  const clip = state.clips.get(id);
   const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id };
   dlg.replaceChildren(
     el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`),
-    inc.snapshot_ref ? el("img", { class: "snap", src: `/api/incidents/${inc.id}/snapshot.jpg`, alt: "snapshot" }) : null,
+    clip
+      ? el("video", { class: "clip", src: `/api/incidents/${inc.id}/clip.mp4`, controls: "",
+        autoplay: "", muted: "", playsinline: "", poster: inc.snapshot_ref ? `/api/incidents/${inc.id}/snapshot.jpg` : "" })
+      : (inc.snapshot_ref ? el("img", { class: "snap", src: `/api/incidents/${inc.id}/snapshot.jpg`, alt: "snapshot" }) : null),
+    clip ? null : el("p", { class: "muted" }, inc.active ? t("clip_pending") : t("no_clip")),
     el("dl", {},
       el("dt", {}, t("started")), el("dd", {}, fmtTime(inc.started_at)),
       el("dt", {}, t("ended_at")), el("dd", {}, inc.ended_at ? fmtTime(inc.ended_at) : "—"),
@@ -187,6 +197,7 @@ function handle(msg) {
   state.seq = msg.seq;
   if (msg.type.startsWith("incident.")) onIncident(msg.type, msg.event.incident);
   else if (msg.type === "camera.status") state.health.set(msg.event.status.camera_id, msg.event.status);
+  else if (msg.type === "clip.ready") state.clips.set(msg.event.clip.incident_id, msg.event.clip);
   renderAll();
 }
 

@@ -5,7 +5,8 @@ export const STRINGS = {
     mute: "Suara: nyala", unmute: "Suara: mati", no_incidents: "Tidak ada kejadian aktif",
     active: "Aktif", ended: "Selesai", people: "orang", peak: "puncak", threshold: "ambang",
     started: "Mulai", ended_at: "Berakhir", routed: "Diteruskan ke", close: "Tutup",
-    no_frame: "Menunggu gambar…", camera_state: {
+    no_frame: "Menunggu gambar…", clip_pending: "Klip dibuat setelah kejadian berakhir",
+    no_clip: "Tidak ada rekaman untuk kejadian ini", camera_state: {
       starting: "Memulai", online: "Online", reconnecting: "Menyambung ulang", offline: "Offline",
       stopped: "Berhenti" },
     kind: { crowd: "Kerumunan", traffic: "Kemacetan", flood: "Banjir", tamper: "Sabotase kamera",
@@ -19,7 +20,8 @@ export const STRINGS = {
     mute: "Sound: on", unmute: "Sound: off", no_incidents: "No active incidents",
     active: "Active", ended: "Ended", people: "people", peak: "peak", threshold: "threshold",
     started: "Started", ended_at: "Ended", routed: "Routed to", close: "Close",
-    no_frame: "Waiting for video…", camera_state: {
+    no_frame: "Waiting for video…", clip_pending: "The clip is cut when the incident ends",
+    no_clip: "No recording for this incident", camera_state: {
       starting: "Starting", online: "Online", reconnecting: "Reconnecting", offline: "Offline",
       stopped: "Stopped" },
     kind: { crowd: "Crowd", traffic: "Traffic jam", flood: "Flood", tamper: "Camera tamper",
