@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import itertools
 import signal
 import sys
 import threading
@@ -44,6 +45,7 @@ class LoopingStream:
         self.name = name
         self._lock = threading.Lock()
         self._sinks: dict[int, tuple[Gst.Element, bool]] = {}
+        self._keys = itertools.count()
         self.pipeline = Gst.Pipeline.new(f"player-{name}")
         src = Gst.ElementFactory.make("filesrc")
         src.set_property("location", location)
@@ -117,7 +119,9 @@ class LoopingStream:
         element = media.get_element()
         appsrc = element.get_by_name("src")
         appsrc.set_property("caps", Gst.Caps.from_string(H264_AU))
-        key = id(media)
+        # A counter, not id(media): a new media object can reuse a freed one's address, and
+        # the old one's "unprepared" must not detach the new viewer.
+        key = next(self._keys)
         with self._lock:
             self._sinks[key] = (appsrc, False)
         media.connect("unprepared", lambda _m: self._detach(key))
@@ -140,6 +144,11 @@ def main() -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
+    # One thread per client request: a DESCRIBE waits for the stream's next keyframe, and with
+    # the default single thread every other camera's client would queue behind it.
+    pool = GstRtspServer.RTSPThreadPool()
+    pool.set_max_threads(64)
+    server.set_thread_pool(pool)
     mounts = server.get_mount_points()
     if args.auth:
         user, _, password = args.auth.partition(":")

@@ -97,6 +97,8 @@ async def test_worker_samples_at_detect_fps(
         assert 1.5 <= (len(frames) - 1) / span <= 2.6  # ~2 fps sampled out of 10 fps decoded
         status = worker.status()
         assert status.state == CameraState.ONLINE and status.dropped_fps > 3
+        assert (status.codec, status.width, status.height) == ("h264", 960, 540)
+        assert status.last_frame_age_s is not None and status.last_frame_age_s < 1
         assert [s.state for s in statuses][:2] == [CameraState.STARTING, CameraState.ONLINE]
     finally:
         await worker.stop()
@@ -208,3 +210,26 @@ def test_bad_urls_give_a_clear_reason(
         assert reason in (src.last_error or ""), src.last_error
     finally:
         src.stop(10)
+
+
+def test_a_hung_camera_does_not_delay_the_others(
+    rtsp_server: Callable[..., RtspTestServer], builtin_clip: Path
+) -> None:
+    hung = rtsp_server({"cam": builtin_clip})
+    good = rtsp_server({"cam": builtin_clip})
+    assert hung.pid is not None
+    os.kill(hung.pid, signal.SIGSTOP)  # accepts TCP, never answers RTSP: open hangs 10 s
+    a = CaptureSource("hung", CameraSource(url=hung.url("cam"), open_timeout_s=10))
+    b = CaptureSource("good", CameraSource(url=good.url("cam")))
+    try:
+        a.start()
+        time.sleep(0.5)  # the hung camera is inside its open now
+        started = time.monotonic()
+        b.start()
+        assert wait_for(lambda: b.latest() is not None, 8)
+        assert time.monotonic() - started < 8  # not queued behind the hung open (10 s)
+        assert a.state in (CameraState.STARTING, CameraState.OFFLINE)
+    finally:
+        os.kill(hung.pid, signal.SIGCONT)
+        a.stop(15)
+        b.stop(15)
