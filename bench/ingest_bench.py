@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import psutil
 
@@ -57,6 +58,16 @@ def synthetic_clip(name: str, width: int, height: int) -> Path:
             check=True,
         )  # fmt: skip
     return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
