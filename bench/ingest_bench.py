@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import psutil
 

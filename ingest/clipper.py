@@ -68,6 +68,16 @@ class ClipService:
     async def _make(
         self, incident_id: str, camera_id: str, start: datetime, end: datetime
     ) -> ClipRef | None:
+        try:
+            return await self._cut(incident_id, camera_id, start, end)
+        finally:
+            # The clip file is a copy: once it is cut (or cannot be), retention may treat the
+            # segments like any others again.
+            await asyncio.to_thread(self.index.release, incident_id)
+
+    async def _cut(
+        self, incident_id: str, camera_id: str, start: datetime, end: datetime
+    ) -> ClipRef | None:
         complete = await self._wait_recorded(camera_id, end)
         segments = await asyncio.to_thread(self.index.overlapping, camera_id, start, end)
         if not segments:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import psutil
 import pytest
 import websockets
 
+from pantau.config import load
+from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
 from tests.conftest import REPO, free_port, write_config
 
@@ -153,3 +156,52 @@ async def test_closed_incident_gets_a_playable_clip(
     ended = datetime.fromisoformat(closed["ended_at"])
     expected = (ended - started).total_seconds() + 2 + 2
     assert abs(float(info["format"]["duration"]) - expected) <= 2.5  # ±1 segment + GOP
+
+
+async def test_credentials_never_reach_logs_api_or_page(
+    tmp_path: Path,
+    model_path: Path,
+    people_clip: Path,
+    rtsp_server: Callable[..., RtspTestServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "S3cret-Pw9"
+    server = rtsp_server({"plaza": people_clip}, auth=("admin", secret))
+    url = server.url("plaza", with_auth=False).replace("rtsp://", "rtsp://admin:${CAM_PASS}@")
+    path = write_config(tmp_path, web_port=0, model=model_path, url=url, min_count=2)
+    text = path.read_text().replace("    detect_fps: 2\n", "    detect_fps: 2\n    record: true\n")
+    host_path = url.split("@", 1)[1]
+    wrong = f"  - {{id: wrong-pw, name: Salah, url: 'rtsp://admin:Wr0ng-{secret}@{host_path}'}}\n"
+    path.write_text(text.replace("opds:\n", wrong + "opds:\n", 1))
+    runtime = Runtime(load(path, {"CAM_PASS": secret}), tmp_path)
+    await runtime.start()
+    try:
+        base = f"http://127.0.0.1:{runtime.web_port}"
+        await asyncio.to_thread(
+            wait_http, f"{base}/healthz", lambda h: h["cameras"]["plaza-cam"] == "online", 30
+        )
+        await asyncio.sleep(2)  # let the recorder and the wrong-password camera log
+        seen = []
+        for endpoint in (
+            "/api/cameras",
+            "/api/ui",
+            "/healthz",
+            "/openapi.json",
+            "/wall/utama",
+            "/api/incidents",
+        ):
+            seen.append((await asyncio.to_thread(http_get, base + endpoint))[1].decode())
+        async with websockets.connect(f"ws://127.0.0.1:{runtime.web_port}/ws") as ws:
+            seen.append(await ws.recv())  # type: ignore[arg-type]
+        cameras = json.loads(seen[0])
+        assert cameras[0]["url_masked"].startswith("rtsp://admin:***@127.0.0.1:")
+        assert cameras[1]["status"]["state"] == "offline"
+        assert "401" in cameras[1]["status"]["error"]
+        for body in seen:
+            assert secret not in body
+    finally:
+        await runtime.stop()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "admin:***@" in logged
+    assert secret not in logged

@@ -163,3 +163,20 @@ async def test_recorder_restarts_after_the_camera_drops(tmp_path: Path, builtin_
         if revived:
             revived.stop()
         index.close()
+
+
+async def test_hold_protects_segments_until_the_clip_is_cut(
+    recording: tuple[SegmentRecorder, SegmentIndex], tmp_path: Path
+) -> None:
+    _, index = recording
+    segs = await wait_segments(index, 2)
+
+    async def on_ready(clip: ClipRef) -> None:
+        assert index.is_held(segs[0])  # still protected while the clip is being made
+
+    service = ClipService(index, FFMPEG, tmp_path / "clips", on_ready, segment_s=2)
+    task = service.request("inc_h", "cam-1", segs[0].start_at, segs[1].end_at)
+    assert index.is_held(segs[0]) and index.is_held(segs[1])
+    assert await asyncio.wait_for(task, 30) is not None
+    assert not index.is_held(segs[0])
+    await service.stop()
