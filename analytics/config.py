@@ -34,6 +34,14 @@ class DetectorConfig(Strict):
     max_wait_ms: float = Field(default=15, ge=0, le=500)
 
 
+class MotionConfig(Strict):
+    """The motion gate in front of the detector."""
+
+    enabled: bool = True
+    min_fraction: float = Field(default=0.003, gt=0, lt=1)  # share of the picture that moved
+    keepalive_s: float = Field(default=2.0, gt=0, le=60)  # still scenes are re-checked this often
+
+
 class Zone(Strict):
     id: ZoneId
     name: str = ""

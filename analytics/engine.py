@@ -11,11 +11,13 @@ from pathlib import Path
 
 import cv2
 
-from analytics.config import CrowdRule, Rule, Zone
+from analytics.config import CrowdRule, MotionConfig, Rule, Zone
 from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
+from analytics.motion import MotionGate
 from analytics.rules.crowd import CrowdSignal, CrowdState
+from analytics.tracking import CameraTracker
 from analytics.zones import ZoneSet
 from events.model import EventType, Incident, IncidentEvent, IncidentKind
 from ingest.frame import Frame
@@ -51,6 +53,8 @@ class CameraAnalytics:
         detector: Detector,
         publish: Publish,
         snapshot_dir: Path | None,
+        detect_fps: float = 5.0,
+        motion: MotionConfig | None = None,
     ) -> None:
         self.place = place
         self._zones = {z.id: z for z in zones}
@@ -61,11 +65,32 @@ class CameraAnalytics:
         self._crowd = [CrowdState(r) for r in rules if isinstance(r, CrowdRule)]
         self._open: dict[int, _OpenCrowd] = {}
         self.last_detections: list[Detection] = []
+        self.tracker = CameraTracker(detect_fps)
+        motion = motion or MotionConfig()
+        self._gate = (
+            MotionGate(min_fraction=motion.min_fraction, keepalive_s=motion.keepalive_s)
+            if motion.enabled
+            else None
+        )
+        self.frames = 0
+        self.detected = 0
         self.last_zone_counts: dict[str, dict[str, int]] = {}
 
     async def on_frame(self, frame: Frame) -> None:
-        detections = await self._detector.detect(frame.camera_id, frame.image)
-        self.last_detections = detections
+        self.frames += 1
+        if self._gate is not None:
+            gate = await asyncio.to_thread(self._gate.check, frame.image, frame.captured_mono)
+            run_detector = gate.detect
+        else:
+            run_detector = True
+        if run_detector:
+            found = await self._detector.detect(frame.camera_id, frame.image)
+            detections = self.tracker.update(found, frame.captured_mono)
+            self.last_detections = detections
+            self.detected += 1
+        else:
+            # A still scene: what was there is still there; rules keep their clocks running.
+            detections = self.last_detections
         shapes = self._zone_set.shapes(frame.width, frame.height)
         self.last_zone_counts = {zid: dict(s.counts(detections)) for zid, s in shapes.items()}
         for index, state in enumerate(self._crowd):

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from analytics.config import DetectorConfig, Rule, Zone
+from analytics.config import DetectorConfig, MotionConfig, Rule, Zone
 from events.config import Opd, Route, Slug
 from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
@@ -63,6 +63,7 @@ class PantauConfig(Strict):
     recording: RecordingConfig = RecordingConfig()
     bus: Literal["memory"] = "memory"
     detector: DetectorConfig = DetectorConfig()
+    motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)
     opds: list[Opd] = []
     routing: list[Route] = []

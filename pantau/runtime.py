@@ -138,6 +138,10 @@ class Runtime:
                 "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
                 "queue_depth": self.detector.queue_depth,
             },
+            "motion_gate": {
+                cid: {"frames": a.frames, "detected": a.detected}
+                for cid, a in self.analytics.items()
+            },
             "wall_clients": self.hub.client_count,
         }
 
@@ -165,13 +169,9 @@ class Runtime:
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
             engine = CameraAnalytics(
-                place,
-                cam.zones,
-                cam.rules,
-                self.detector,
-                self._publish_incident,
-                self.snapshot_dir,
-            )
+                place, cam.zones, cam.rules, self.detector, self._publish_incident,
+                self.snapshot_dir, detect_fps=cam.detect_fps, motion=self.config.motion,
+            )  # fmt: skip
             worker = CameraWorker(cam.id, cam, engine.on_frame, self._publish_status)
             self.analytics[cam.id] = engine
             self.workers[cam.id] = worker
