@@ -81,4 +81,19 @@ class CrowdRule(Strict):
     classes: list[str] = Field(default=["person"], min_length=1)
 
 
-Rule = Annotated[CrowdRule, Field(discriminator="type")]
+class TamperRule(Strict):
+    """Camera tampering and video loss: black, covered, defocused, moved, frozen, no frames."""
+
+    type: Literal["tamper"]
+    for_s: float = Field(default=5.0, ge=0, le=3600, alias="for")
+    clear_after_s: float = Field(default=5.0, ge=0, le=3600, alias="clear_after")
+    cooldown_s: float = Field(default=60.0, ge=0, le=86400, alias="cooldown")
+    severity: Severity = Severity.HIGH
+    defocus_ratio: float = Field(default=0.25, gt=0, lt=1)  # sharpness below this x baseline
+    moved_shift: float = Field(default=0.08, gt=0, lt=1)  # scene shift as a share of width
+    moved_similarity: float = Field(default=0.3, gt=-1, lt=1)  # correlation with the reference
+    frozen_s: float = Field(default=20.0, gt=0, le=3600)  # identical picture for this long
+    offline_s: float = Field(default=15.0, ge=0, le=3600)  # no frames for this long
+
+
+Rule = Annotated[CrowdRule | TamperRule, Field(discriminator="type")]

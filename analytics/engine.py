@@ -11,7 +11,8 @@ from pathlib import Path
 
 import cv2
 
-from analytics.config import CrowdRule, MotionConfig, Rule, Zone
+from analytics.camera_health import CameraHealthIncidents
+from analytics.config import CrowdRule, MotionConfig, Rule, TamperRule, Zone
 from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
@@ -19,7 +20,7 @@ from analytics.motion import MotionGate
 from analytics.rules.crowd import CrowdSignal, CrowdState
 from analytics.tracking import CameraTracker
 from analytics.zones import ZoneSet
-from events.model import EventType, Incident, IncidentEvent, IncidentKind
+from events.model import CameraStatus, EventType, Incident, IncidentEvent, IncidentKind
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,26 @@ class CameraAnalytics:
         )
         self.frames = 0
         self.detected = 0
+        tamper = next((r for r in rules if isinstance(r, TamperRule)), None)
+        self.health = (
+            CameraHealthIncidents(
+                place.camera_id, place.name, place.kecamatan, place.desa, tamper, publish
+            )
+            if tamper is not None
+            else None
+        )
         self.last_zone_counts: dict[str, dict[str, int]] = {}
+
+    async def on_health(self, status: CameraStatus, now_mono: float) -> None:
+        if self.health is not None:
+            await self.health.on_health(status, now_mono)
 
     async def on_frame(self, frame: Frame) -> None:
         self.frames += 1
+        if self.health is not None:
+            await self.health.on_frame(frame)
+            if self.health.inhibited:
+                return  # a tampered or dead camera reports nothing else
         if self._gate is not None:
             gate = await asyncio.to_thread(self._gate.check, frame.image, frame.captured_mono)
             run_detector = gate.detect

@@ -108,6 +108,7 @@ class Incident(Message):
     peak_count: int | None = None
     threshold: int | None = None
     track_ids: tuple[int, ...] = ()
+    cause: str | None = None  # e.g. tamper: black / covered / defocus / moved / frozen
     snapshot_ref: str | None = None
     routed_opds: tuple[str, ...] = ()
 

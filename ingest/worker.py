@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from events.model import CameraState, CameraStatus, utcnow
+from events.model import CameraStatus, utcnow
 from ingest.config import CameraSource
 from ingest.frame import Frame
 from ingest.source import CaptureSource
@@ -42,7 +42,6 @@ class CameraWorker:
         self._last_seq = 0
         self._skipped_total = 0
         self._skip_window: list[tuple[float, int]] = []
-        self._reported: CameraState | None = None
 
     async def start(self) -> None:
         self.capture.start()
@@ -106,12 +105,10 @@ class CameraWorker:
         )
 
     async def _status_loop(self) -> None:
+        # Every tick, not only on change: health-driven rules (video loss) need the clock.
         while True:
-            status = self.status()
-            if status.state != self._reported:
-                self._reported = status.state
-                try:
-                    await self._on_status(status)
-                except Exception:
-                    log.exception("camera=%s status handler failed", self.camera_id)
+            try:
+                await self._on_status(self.status())
+            except Exception:
+                log.exception("camera=%s status handler failed", self.camera_id)
             await asyncio.sleep(STATUS_INTERVAL_S)

@@ -18,13 +18,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from analytics.config import DetectorConfig, MotionConfig, Rule, Zone
+from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Rule, Zone
 from events.config import Opd, Route, Slug
 from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
-RULE_TYPES = ("crowd",)
+RULE_TYPES = ("crowd", "tamper")
 
 
 class Strict(BaseModel):
@@ -94,7 +94,7 @@ class PantauConfig(Strict):
                         (("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice")
                     )
             for ri, rule in enumerate(cam.rules):
-                if rule.zone not in zones:
+                if isinstance(rule, CrowdRule) and rule.zone not in zones:
                     problems.append(
                         (
                             ("cameras", ci, "rules", ri, "zone"),
@@ -218,7 +218,7 @@ def _message(err: Any) -> str:
         return "required field is missing"
     if kind == "union_tag_invalid":
         return (
-            f"unknown rule type {err['input'].get('type')!r} (known: crowd)"
+            f"unknown rule type {err['input'].get('type')!r} (known: {', '.join(RULE_TYPES)})"
             if isinstance(err.get("input"), dict)
             else msg
         )

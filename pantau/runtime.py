@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,7 @@ from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
 from events.bus import MemoryBus
 from events.model import (
+    CameraState,
     CameraStatus,
     CameraStatusEvent,
     ClipReadyEvent,
@@ -72,6 +74,7 @@ class Runtime:
         self.detector = Detector(self.config.detector)
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
+        self._reported: dict[str, CameraState] = {}
         self._web: _QuietServer | None = None
         self._web_task: asyncio.Task[None] | None = None
 
@@ -99,8 +102,14 @@ class Runtime:
             )
         await self.bus.publish(event)
 
-    async def _publish_status(self, status: CameraStatus) -> None:
-        await self.bus.publish(CameraStatusEvent(status=status))
+    async def _on_status(self, status: CameraStatus) -> None:
+        engine = self.analytics.get(status.camera_id)
+        if engine is not None:
+            await engine.on_health(status, time.monotonic())
+        # The bus (and so the store and the wall) hears about state changes only.
+        if self._reported.get(status.camera_id) != status.state:
+            self._reported[status.camera_id] = status.state
+            await self.bus.publish(CameraStatusEvent(status=status))
 
     async def _persist(self) -> None:
         async for event in self.bus.subscribe("store"):
@@ -172,7 +181,7 @@ class Runtime:
                 place, cam.zones, cam.rules, self.detector, self._publish_incident,
                 self.snapshot_dir, detect_fps=cam.detect_fps, motion=self.config.motion,
             )  # fmt: skip
-            worker = CameraWorker(cam.id, cam, engine.on_frame, self._publish_status)
+            worker = CameraWorker(cam.id, cam, engine.on_frame, self._on_status)
             self.analytics[cam.id] = engine
             self.workers[cam.id] = worker
             await worker.start()

@@ -113,7 +113,7 @@ BROKEN = [
     pytest.param(
         "      - type: crowd",
         "      - type: crowed",
-        "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' (known: crowd)",
+        "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' (known: crowd, tamper)",
         id="unknown-rule-type",
     ),
     pytest.param(

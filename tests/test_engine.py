@@ -31,7 +31,8 @@ async def test_still_crowd_opens_an_incident_with_few_detector_runs(
         events.append(event)
 
     rule = CrowdRule.model_validate(
-        {"type": "crowd", "zone": "all", "min_count": 5, "for": 1, "clear_after": 5})
+        {"type": "crowd", "zone": "all", "min_count": 5, "for": 1, "clear_after": 5}
+    )
     engine = CameraAnalytics(
         CameraPlace("cam-1", "Kampus", "Kota", "Kauman"),
         [Zone(id="all", name="Semua", points=[(0, 0), (1, 0), (1, 1), (0, 1)])],
