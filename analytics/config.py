@@ -93,6 +93,7 @@ class TamperRule(Strict):
     moved_shift: float = Field(default=0.08, gt=0, lt=1)  # scene shift as a share of width
     moved_similarity: float = Field(default=0.3, gt=-1, lt=1)  # correlation with the reference
     frozen_s: float = Field(default=20.0, gt=0, le=3600)  # identical picture for this long
+    reference_refresh_s: float = Field(default=60.0, gt=0, le=86400)  # follow slow scene changes
     offline_s: float = Field(default=15.0, ge=0, le=3600)  # no frames for this long
 
 

@@ -5,7 +5,7 @@ tile for hours. Each check compares the picture with a baseline learned from the
 healthy frames, so a dark street at night is not "black" and a soft lens is not "defocused":
 
 - black: very dark and flat;
-- covered: flat (little texture or contrast) but not black, e.g. a hand, tape, a bag;
+- covered: flat and without fine texture but not black, e.g. a hand, tape, a bag;
 - defocus: sharpness (variance of the Laplacian) fell far below the baseline;
 - moved: the scene shifted (phase correlation) or no longer resembles the reference;
 - frozen: the decoder delivers frames but the picture is bit-for-bit still (a hung encoder).
@@ -54,6 +54,7 @@ class TamperState:
         self._baseline_frames = baseline_frames
         self._sharpness: list[float] = []
         self._reference: Grey | None = None
+        self._reference_at = 0.0
         self._previous: Grey | None = None
         self._still_since: float | None = None
         self.cause: str | None = None
@@ -84,7 +85,9 @@ class TamperState:
     def classify(self, m: TamperMetrics, now: float) -> str | None:
         if m.mean < 20 and m.std < 10:
             return "black"
-        if m.std < 12:
+        # Flat AND without fine texture: a hand or tape at the lens is out of focus. Flat alone
+        # is not enough: an empty car park seen from above is flat too, but its asphalt is sharp.
+        if m.std < 8 or (m.std < 15 and m.sharpness < 25):
             return "covered"
         if self._reference is None:
             return None
@@ -110,7 +113,16 @@ class TamperState:
             # Learn what this camera looks like when healthy before judging sharpness/position.
             self._sharpness.append(m.sharpness)
             if len(self._sharpness) >= self._baseline_frames:
-                self._reference = grey
+                self._reference, self._reference_at = grey, now
+        elif (
+            cause is None
+            and not self.gate.is_open
+            and now - self._reference_at >= self.rule.reference_refresh_s
+        ):
+            # Scenes change slowly (cars leave, night falls): follow them while healthy, so
+            # only a sudden change counts as "moved".
+            self._reference, self._reference_at = grey, now
+            self._sharpness = [*self._sharpness[-(self._baseline_frames - 1) :], m.sharpness]
         transition = self.gate.update(cause is not None, now)
         if transition is Transition.OPENED:
             self.cause = cause
