@@ -72,6 +72,13 @@ function activeIncidentFor(cameraId) {
   return best;
 }
 
+function incidentSummary(inc) {
+  if (inc.kind === "crowd" && inc.current_count != null) {
+    return `${tk("kind", inc.kind)} · ${inc.active ? inc.current_count : inc.peak_count} ${t("people")}`;
+  }
+  return inc.cause ? `${tk("kind", inc.kind)} · ${tk("cause", inc.cause)}` : tk("kind", inc.kind);
+}
+
 function renderGrid() {
   const grid = $("#grid");
   const layout = state.wall ? state.wall.layout : "2x2";
@@ -95,8 +102,7 @@ function renderGrid() {
     tile.classList.toggle("alarm", !!inc);
     tile.classList.toggle("focus", index === 0 && !!inc);
     tile.querySelector(".cam-name").textContent = `${cam.name}${cam.kecamatan ? " · " + cam.kecamatan : ""}`;
-    tile.querySelector(".cam-alert").textContent = inc
-      ? `${tk("kind", inc.kind)} · ${inc.current_count ?? ""} ${t("people")}` : "";
+    tile.querySelector(".cam-alert").textContent = inc ? incidentSummary(inc) : "";
     const down = health && health.state !== "online";
     tile.classList.toggle("down", !!down);
     tile.querySelector(".overlay").textContent = down ? tk("camera_state", health.state) : "";
@@ -114,7 +120,8 @@ function renderTimeline() {
   for (const inc of items.slice(0, 100)) {
     const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || "" };
     const count = inc.kind === "crowd" && inc.current_count != null
-      ? `${inc.active ? inc.current_count : inc.peak_count} ${t("people")}` : "";
+      ? `${inc.active ? inc.current_count : inc.peak_count} ${t("people")}`
+      : (inc.cause ? tk("cause", inc.cause) : "");
     list.append(el("li", {
       class: `incident sev-${inc.severity} ${inc.active ? "is-active" : "is-ended"}`,
       dataset: { incident: inc.id, kind: inc.kind }, tabindex: "0",
