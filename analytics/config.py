@@ -97,4 +97,36 @@ class TamperRule(Strict):
     offline_s: float = Field(default=15.0, ge=0, le=3600)  # no frames for this long
 
 
-Rule = Annotated[CrowdRule | TamperRule, Field(discriminator="type")]
+VEHICLES = ["car", "motorcycle", "bus", "truck"]
+
+
+class TrafficRule(Strict):
+    """Congestion: at least `min_count` vehicles in a lane zone whose median tracked speed is low.
+
+    Speeds are in box heights per second (scale-free: a car far away and one close by moving at
+    the same real speed have about the same value), from the tracker.
+    """
+
+    type: Literal["traffic"]
+    zone: ZoneId
+    min_count: int = Field(ge=1, le=1000)
+    slow_speed: float = Field(default=0.6, gt=0, le=20)  # below: padat (dense)
+    jam_speed: float = Field(default=0.15, ge=0, le=20)  # below: macet (jammed)
+    for_s: float = Field(default=20.0, ge=0, le=3600, alias="for")
+    clear_after_s: float = Field(default=30.0, ge=0, le=3600, alias="clear_after")
+    cooldown_s: float = Field(default=120.0, ge=0, le=86400, alias="cooldown")
+    severity: Severity = Severity.MEDIUM
+    classes: list[str] = Field(default=VEHICLES, min_length=1)
+
+
+class Line(Strict):
+    """A counting line: objects whose bottom-centre crosses it are counted per direction."""
+
+    id: ZoneId
+    name: str = ""
+    units: Literal["normalized", "pixels"] = "normalized"
+    points: tuple[tuple[float, float], tuple[float, float]]
+    classes: list[str] = Field(default=VEHICLES, min_length=1)
+
+
+Rule = Annotated[CrowdRule | TamperRule | TrafficRule, Field(discriminator="type")]

@@ -6,21 +6,29 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
 
 from analytics.camera_health import CameraHealthIncidents
-from analytics.config import CrowdRule, MotionConfig, Rule, TamperRule, Zone
+from analytics.config import CrowdRule, Line, MotionConfig, Rule, TamperRule, TrafficRule, Zone
 from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
 from analytics.motion import MotionGate
-from analytics.rules.crowd import CrowdSignal, CrowdState
+from analytics.rules.crowd import CrowdState
+from analytics.rules.traffic import TrafficState
 from analytics.tracking import CameraTracker
-from analytics.zones import ZoneSet
-from events.model import CameraStatus, EventType, Incident, IncidentEvent, IncidentKind
+from analytics.zones import LineCounter, ZoneSet
+from events.model import (
+    CameraStatus,
+    EventType,
+    Incident,
+    IncidentEvent,
+    IncidentKind,
+    Severity,
+)
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -38,7 +46,7 @@ class CameraPlace:
     desa: str | None
 
 
-class _OpenCrowd:
+class _OpenIncident:
     def __init__(self, incident: Incident, mono: float) -> None:
         self.incident = incident
         self.last_update_mono = mono
@@ -56,6 +64,7 @@ class CameraAnalytics:
         snapshot_dir: Path | None,
         detect_fps: float = 5.0,
         motion: MotionConfig | None = None,
+        lines: list[Line] | None = None,
     ) -> None:
         self.place = place
         self._zones = {z.id: z for z in zones}
@@ -64,7 +73,9 @@ class CameraAnalytics:
         self._publish = publish
         self._snapshot_dir = snapshot_dir
         self._crowd = [CrowdState(r) for r in rules if isinstance(r, CrowdRule)]
-        self._open: dict[int, _OpenCrowd] = {}
+        self._traffic = [TrafficState(r) for r in rules if isinstance(r, TrafficRule)]
+        self.lines = [LineCounter(line) for line in lines or []]
+        self._open: dict[str, _OpenIncident] = {}
         self.last_detections: list[Detection] = []
         self.tracker = CameraTracker(detect_fps)
         motion = motion or MotionConfig()
@@ -114,78 +125,88 @@ class CameraAnalytics:
             members = shapes[state.rule.zone].members(detections, set(state.rule.classes))
             signal = state.update(members, frame.captured_mono, frame.captured_at)
             if signal is not None:
-                await self._on_crowd(index, state.rule, signal, members, frame)
-
-    async def _on_crowd(
-        self,
-        index: int,
-        rule: CrowdRule,
-        signal: CrowdSignal,
-        members: list[Detection],
-        frame: Frame,
-    ) -> None:
-        zone = self._zones[rule.zone]
-        now = frame.captured_at
-        if signal.transition is Transition.OPENED:
-            incident = Incident(
-                kind=IncidentKind.CROWD,
-                severity=rule.severity,
-                title=f"Kerumunan di {zone.name or zone.id}, {self.place.name}",
-                camera_id=self.place.camera_id,
-                zone_id=zone.id,
-                kecamatan=self.place.kecamatan,
-                desa=self.place.desa,
-                started_at=signal.started_at - timedelta(seconds=rule.for_s),
-                updated_at=now,
-                current_count=signal.count,
-                peak_count=signal.peak,
-                threshold=rule.min_count,
-                track_ids=signal.track_ids,
+                zone = self._zones[state.rule.zone]
+                await self._on_signal(
+                    f"crowd-{index}", IncidentKind.CROWD, state.rule.severity, zone,
+                    f"Kerumunan di {zone.name or zone.id}, {self.place.name}",
+                    state.rule.min_count, state.rule.for_s, signal.transition, signal.count,
+                    signal.peak, signal.new_peak, None, signal.track_ids, signal.started_at,
+                    members, frame,
+                )  # fmt: skip
+        for index, traffic in enumerate(self._traffic):
+            members = shapes[traffic.rule.zone].members(detections, set(traffic.rule.classes))
+            tsig = traffic.update(
+                members, self.tracker.tracks, frame.captured_mono, frame.captured_at
             )
+            if tsig is not None:
+                zone = self._zones[traffic.rule.zone]
+                await self._on_signal(
+                    f"traffic-{index}", IncidentKind.TRAFFIC, traffic.rule.severity, zone,
+                    f"Kemacetan di {zone.name or zone.id}, {self.place.name}",
+                    traffic.rule.min_count, traffic.rule.for_s, tsig.transition, tsig.count,
+                    tsig.peak, tsig.count >= tsig.peak, tsig.peak_level, tsig.track_ids,
+                    tsig.started_at, members, frame,
+                )  # fmt: skip
+        for counter in self.lines:
+            counter.update(detections, frame.width, frame.height, frame.captured_mono)
+
+    async def _on_signal(
+        self, key: str, kind: IncidentKind, severity: Severity, zone: Zone, title: str,
+        threshold: int, dwell_s: float, transition: Transition, count: int, peak: int,
+        new_peak: bool, level: str | None, track_ids: tuple[int, ...], started_at: datetime,
+        members: list[Detection], frame: Frame,
+    ) -> None:  # fmt: skip
+        """One incident lifecycle for any zone rule: open, update on peaks (or every
+        UPDATE_EVERY_S), close; snapshots at the opening and at new peaks."""
+        now = frame.captured_at
+        if transition is Transition.OPENED:
+            incident = Incident(
+                kind=kind, severity=severity, title=title, camera_id=self.place.camera_id,
+                zone_id=zone.id, kecamatan=self.place.kecamatan, desa=self.place.desa,
+                started_at=started_at - timedelta(seconds=dwell_s), updated_at=now,
+                current_count=count, peak_count=peak, threshold=threshold,
+                track_ids=track_ids, level=level,
+            )  # fmt: skip
             incident = await self._with_snapshot(incident, frame, members)
-            self._open[index] = _OpenCrowd(incident, frame.captured_mono)
+            self._open[key] = _OpenIncident(incident, frame.captured_mono)
             log.info(
-                "camera=%s incident=%s crowd opened count=%d zone=%s",
+                "camera=%s incident=%s %s opened count=%d zone=%s",
                 self.place.camera_id,
                 incident.id,
-                signal.count,
+                kind,
+                count,
                 zone.id,
             )
             await self._publish(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=incident))
             return
-        current = self._open.get(index)
+        current = self._open.get(key)
         if current is None:
             return
-        if signal.transition is Transition.CLOSED:
+        if transition is Transition.CLOSED:
             incident = current.incident.model_copy(
-                update={
-                    "active": False,
-                    "ended_at": now,
-                    "updated_at": now,
-                    "current_count": signal.count,
-                }
+                update={"active": False, "ended_at": now, "updated_at": now, "current_count": count}
             )
-            del self._open[index]
+            del self._open[key]
             log.info(
-                "camera=%s incident=%s crowd closed peak=%d",
+                "camera=%s incident=%s %s closed peak=%d",
                 self.place.camera_id,
                 incident.id,
+                kind,
                 incident.peak_count or 0,
             )
             await self._publish(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=incident))
             return
         due = frame.captured_mono - current.last_update_mono >= UPDATE_EVERY_S
-        if not (signal.new_peak or due):
+        changed = new_peak and peak > (current.incident.peak_count or 0)
+        if not (changed or due or level != current.incident.level):
             return
         incident = current.incident.model_copy(
             update={
-                "updated_at": now,
-                "current_count": signal.count,
-                "peak_count": signal.peak,
-                "track_ids": signal.track_ids or current.incident.track_ids,
+                "updated_at": now, "current_count": count, "peak_count": peak, "level": level,
+                "track_ids": track_ids or current.incident.track_ids,
             }
-        )
-        if signal.new_peak and frame.captured_mono - current.last_snapshot_mono >= SNAPSHOT_EVERY_S:
+        )  # fmt: skip
+        if changed and frame.captured_mono - current.last_snapshot_mono >= SNAPSHOT_EVERY_S:
             incident = await self._with_snapshot(incident, frame, members)
             current.last_snapshot_mono = frame.captured_mono
         current.incident = incident

@@ -109,6 +109,7 @@ class Incident(Message):
     threshold: int | None = None
     track_ids: tuple[int, ...] = ()
     cause: str | None = None  # e.g. tamper: black / covered / defocus / moved / frozen
+    level: str | None = None  # e.g. traffic: lancar / padat / macet
     snapshot_ref: str | None = None
     routed_opds: tuple[str, ...] = ()
 

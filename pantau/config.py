@@ -18,13 +18,21 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Rule, Zone
+from analytics.config import (
+    CrowdRule,
+    DetectorConfig,
+    Line,
+    MotionConfig,
+    Rule,
+    TrafficRule,
+    Zone,
+)
 from events.config import Opd, Route, Slug
 from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
-RULE_TYPES = ("crowd", "tamper")
+RULE_TYPES = ("crowd", "tamper", "traffic")
 
 
 class Strict(BaseModel):
@@ -37,6 +45,7 @@ class Camera(CameraSource):
     kecamatan: str | None = None
     desa: str | None = None
     zones: list[Zone] = []
+    lines: list[Line] = []
     rules: list[Rule] = []
 
 
@@ -94,7 +103,7 @@ class PantauConfig(Strict):
                         (("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice")
                     )
             for ri, rule in enumerate(cam.rules):
-                if isinstance(rule, CrowdRule) and rule.zone not in zones:
+                if isinstance(rule, CrowdRule | TrafficRule) and rule.zone not in zones:
                     problems.append(
                         (
                             ("cameras", ci, "rules", ri, "zone"),

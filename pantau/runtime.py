@@ -147,8 +147,13 @@ class Runtime:
                 "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
                 "queue_depth": self.detector.queue_depth,
             },
-            "motion_gate": {
-                cid: {"frames": a.frames, "detected": a.detected}
+            "analytics": {
+                cid: {
+                    "frames": a.frames,
+                    "detected": a.detected,
+                    "zone_counts": a.last_zone_counts,
+                    "line_flow_per_min": {c.line.id: c.per_minute() for c in a.lines},
+                }
                 for cid, a in self.analytics.items()
             },
             "wall_clients": self.hub.client_count,
@@ -180,6 +185,7 @@ class Runtime:
             engine = CameraAnalytics(
                 place, cam.zones, cam.rules, self.detector, self._publish_incident,
                 self.snapshot_dir, detect_fps=cam.detect_fps, motion=self.config.motion,
+                lines=cam.lines,
             )  # fmt: skip
             worker = CameraWorker(cam.id, cam, engine.on_frame, self._on_status)
             self.analytics[cam.id] = engine

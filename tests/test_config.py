@@ -113,7 +113,8 @@ BROKEN = [
     pytest.param(
         "      - type: crowd",
         "      - type: crowed",
-        "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' (known: crowd, tamper)",
+        "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' "
+        "(known: crowd, tamper, traffic)",
         id="unknown-rule-type",
     ),
     pytest.param(
