@@ -121,6 +121,7 @@ async def test_no_congestion_on_the_top_down_car_park(model_path: Path, assets: 
     park = assets / "video" / "intel_car-detection.mp4"
     events, engine = await run_clip(model_path, park, rule(min_count=1), 10)
     assert events == []  # YOLO sees no cars from straight above
+    assert engine.last_zone_counts["jalan"].get("car", 0) == 0
 
 
 @pytest.mark.slow
