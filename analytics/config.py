@@ -119,6 +119,26 @@ class TrafficRule(Strict):
     classes: list[str] = Field(default=VEHICLES, min_length=1)
 
 
+class FloodRule(Strict):
+    """Water covering a ground zone: share of the zone that no longer looks like its dry self.
+
+    COCO has no water class, so by default this is classical vision against a learned dry
+    baseline. A site with its own weights that know `water`/`flood` lists them in `classes` and
+    the zone's coverage by those detections is used instead.
+    """
+
+    type: Literal["flood"]
+    zone: ZoneId
+    level: float = Field(default=0.3, gt=0, le=1)  # share of the zone under water to open
+    for_s: float = Field(default=10.0, ge=0, le=3600, alias="for")
+    clear_after_s: float = Field(default=60.0, ge=0, le=3600, alias="clear_after")
+    cooldown_s: float = Field(default=300.0, ge=0, le=86400, alias="cooldown")
+    severity: Severity = Severity.HIGH
+    classes: list[str] = []  # custom-model classes, e.g. [water, flood]
+    change: float = Field(default=20.0, gt=0, le=200)  # colour distance (Lab, L at half weight)
+    baseline_s: float = Field(default=5.0, ge=0, le=3600)  # dry look learned over this long
+
+
 class Line(Strict):
     """A counting line: objects whose bottom-centre crosses it are counted per direction."""
 
@@ -129,4 +149,4 @@ class Line(Strict):
     classes: list[str] = Field(default=VEHICLES, min_length=1)
 
 
-Rule = Annotated[CrowdRule | TamperRule | TrafficRule, Field(discriminator="type")]
+Rule = Annotated[CrowdRule | TamperRule | TrafficRule | FloodRule, Field(discriminator="type")]

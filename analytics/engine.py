@@ -12,12 +12,22 @@ from pathlib import Path
 import cv2
 
 from analytics.camera_health import CameraHealthIncidents
-from analytics.config import CrowdRule, Line, MotionConfig, Rule, TamperRule, TrafficRule, Zone
+from analytics.config import (
+    CrowdRule,
+    FloodRule,
+    Line,
+    MotionConfig,
+    Rule,
+    TamperRule,
+    TrafficRule,
+    Zone,
+)
 from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
 from analytics.motion import MotionGate
 from analytics.rules.crowd import CrowdState
+from analytics.rules.flood import FloodState
 from analytics.rules.traffic import TrafficState
 from analytics.tracking import CameraTracker
 from analytics.zones import LineCounter, ZoneSet
@@ -74,6 +84,9 @@ class CameraAnalytics:
         self._snapshot_dir = snapshot_dir
         self._crowd = [CrowdState(r) for r in rules if isinstance(r, CrowdRule)]
         self._traffic = [TrafficState(r) for r in rules if isinstance(r, TrafficRule)]
+        self._flood = [
+            FloodState(r, self._zones[r.zone]) for r in rules if isinstance(r, FloodRule)
+        ]
         self.lines = [LineCounter(line) for line in lines or []]
         self._open: dict[str, _OpenIncident] = {}
         self.last_detections: list[Detection] = []
@@ -146,6 +159,19 @@ class CameraAnalytics:
                     traffic.rule.min_count, traffic.rule.for_s, tsig.transition, tsig.count,
                     tsig.peak, tsig.count >= tsig.peak, tsig.peak_level, tsig.track_ids,
                     tsig.started_at, members, frame,
+                )  # fmt: skip
+        for index, flood in enumerate(self._flood):
+            fsig = await asyncio.to_thread(
+                flood.update, frame.image, detections, frame.captured_mono, frame.captured_at
+            )
+            if fsig is not None:
+                zone = self._zones[flood.rule.zone]
+                pct, peak = round(fsig.fraction * 100), round(fsig.peak * 100)
+                await self._on_signal(
+                    f"flood-{index}", IncidentKind.FLOOD, flood.rule.severity, zone,
+                    f"Banjir di {zone.name or zone.id}, {self.place.name}",
+                    round(flood.rule.level * 100), flood.rule.for_s, fsig.transition, pct, peak,
+                    pct >= peak, f"{peak}%", (), fsig.started_at, [], frame,
                 )  # fmt: skip
         for counter in self.lines:
             counter.update(detections, frame.width, frame.height, frame.captured_mono)

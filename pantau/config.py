@@ -19,12 +19,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from analytics.config import (
-    CrowdRule,
     DetectorConfig,
     Line,
     MotionConfig,
     Rule,
-    TrafficRule,
+    TamperRule,
     Zone,
 )
 from events.config import Opd, Route, Slug
@@ -32,7 +31,7 @@ from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
-RULE_TYPES = ("crowd", "tamper", "traffic")
+RULE_TYPES = ("crowd", "tamper", "traffic", "flood")
 
 
 class Strict(BaseModel):
@@ -103,7 +102,7 @@ class PantauConfig(Strict):
                         (("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice")
                     )
             for ri, rule in enumerate(cam.rules):
-                if isinstance(rule, CrowdRule | TrafficRule) and rule.zone not in zones:
+                if not isinstance(rule, TamperRule) and rule.zone not in zones:
                     problems.append(
                         (
                             ("cameras", ci, "rules", ri, "zone"),

@@ -30,6 +30,7 @@ from events.model import (
     ClipReadyEvent,
     ClipRef,
     EventType,
+    Incident,
     IncidentEvent,
 )
 from events.routing import route
@@ -79,8 +80,12 @@ class Runtime:
         self._web_task: asyncio.Task[None] | None = None
 
     # ---- wiring helpers ------------------------------------------------------------------
-    async def _open_incidents(self) -> list:  # type: ignore[type-arg]
-        return await self.store.incidents(active=True, limit=500)
+    async def _open_incidents(self) -> list[Incident]:
+        """For a page that (re)connects: every open incident plus the latest closed ones."""
+        active = await self.store.incidents(active=True, limit=500)
+        recent = await self.store.incidents(limit=100)
+        seen = {i.id for i in active}
+        return active + [i for i in recent if i.id not in seen]
 
     def _static_snapshot(self) -> dict[str, object]:
         return {

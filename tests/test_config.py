@@ -114,7 +114,7 @@ BROKEN = [
         "      - type: crowd",
         "      - type: crowed",
         "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' "
-        "(known: crowd, tamper, traffic)",
+        "(known: crowd, tamper, traffic, flood)",
         id="unknown-rule-type",
     ),
     pytest.param(

@@ -76,6 +76,7 @@ function incidentSummary(inc) {
   if (inc.kind === "crowd" && inc.current_count != null) {
     return `${tk("kind", inc.kind)} · ${inc.active ? inc.current_count : inc.peak_count} ${t("people")}`;
   }
+  if (inc.level) return `${tk("kind", inc.kind)} · ${tk("level", inc.level)}`;
   return inc.cause ? `${tk("kind", inc.kind)} · ${tk("cause", inc.cause)}` : tk("kind", inc.kind);
 }
 
@@ -121,7 +122,7 @@ function renderTimeline() {
     const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || "" };
     const count = inc.kind === "crowd" && inc.current_count != null
       ? `${inc.active ? inc.current_count : inc.peak_count} ${t("people")}`
-      : (inc.cause ? tk("cause", inc.cause) : "");
+      : (inc.level ? tk("level", inc.level) : (inc.cause ? tk("cause", inc.cause) : ""));
     list.append(el("li", {
       class: `incident sev-${inc.severity} ${inc.active ? "is-active" : "is-ended"}`,
       dataset: { incident: inc.id, kind: inc.kind }, tabindex: "0",
