@@ -96,7 +96,8 @@ def test_each_fault_raises_its_incident(
     assert transitions, f"{cause} not detected"
     t, transition, found = transitions[0]
     assert transition is Transition.OPENED and found == cause
-    assert t <= 2 + (RULE.frozen_s if cause == "frozen" else 0) + RULE.for_s + 0.5
+    delay = {"frozen": RULE.frozen_s, "moved": 0.8}.get(cause, 0)  # moved: median of 7 frames
+    assert t <= 2 + delay + RULE.for_s + 0.5
 
 
 def test_fault_clears_when_fixed(street: np.ndarray) -> None:

@@ -7,13 +7,15 @@ healthy frames, so a dark street at night is not "black" and a soft lens is not 
 - black: very dark and flat;
 - covered: flat and without fine texture but not black, e.g. a hand, tape, a bag;
 - defocus: sharpness (variance of the Laplacian) fell far below the baseline;
-- moved: the scene shifted (phase correlation) or no longer resembles the reference;
+- moved: the fixed scene (a median of recent frames, so passers-by drop out) shifted against
+  the reference (phase correlation) or no longer resembles it;
 - frozen: the decoder delivers frames but the picture is bit-for-bit still (a hung encoder).
 Video loss (no frames at all) comes from the camera's health, see `OfflineState`.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -56,6 +58,7 @@ class TamperState:
         self._reference: Grey | None = None
         self._reference_at = 0.0
         self._previous: Grey | None = None
+        self._recent: deque[Grey] = deque(maxlen=7)
         self._still_since: float | None = None
         self.cause: str | None = None
         self.last: TamperMetrics | None = None
@@ -64,16 +67,28 @@ class TamperState:
     def learning(self) -> bool:
         return self._reference is None
 
+    def background(self, grey: Grey) -> Grey:
+        """Median of the last few frames: people and cars passing by are gone from it, so the
+        position check compares the fixed scene, not who happens to walk through it."""
+        if self._recent and self._recent[-1].shape != grey.shape:
+            self._recent.clear()
+        self._recent.append(grey)
+        return np.median(np.stack(self._recent), axis=0).astype(np.float32)
+
+    def background_now(self) -> Grey:
+        return np.median(np.stack(self._recent), axis=0).astype(np.float32)
+
     def measure(self, grey: Grey) -> TamperMetrics:
         still = self._previous is not None and float(np.abs(grey - self._previous).mean()) < 0.05
         self._previous = grey
+        scene = self.background(grey)
         shift, similarity = 0.0, 1.0
         if self._reference is not None and self._reference.shape == grey.shape:
             window = cv2.createHanningWindow(grey.shape[::-1], cv2.CV_32F)
             # Copies: this OpenCV applies the window to its inputs in place.
-            (dx, dy), _ = cv2.phaseCorrelate(self._reference.copy(), grey.copy(), window)
+            (dx, dy), _ = cv2.phaseCorrelate(self._reference.copy(), scene.copy(), window)
             shift = float(np.hypot(dx, dy)) / grey.shape[1]
-            a, b = self._reference - self._reference.mean(), grey - grey.mean()
+            a, b = self._reference - self._reference.mean(), scene - scene.mean()
             denom = float(np.sqrt((a * a).sum() * (b * b).sum())) or 1.0
             similarity = float((a * b).sum() / denom)
         return TamperMetrics(
@@ -113,7 +128,7 @@ class TamperState:
             # Learn what this camera looks like when healthy before judging sharpness/position.
             self._sharpness.append(m.sharpness)
             if len(self._sharpness) >= self._baseline_frames:
-                self._reference, self._reference_at = grey, now
+                self._reference, self._reference_at = self.background_now(), now
         elif (
             cause is None
             and not self.gate.is_open
@@ -121,7 +136,7 @@ class TamperState:
         ):
             # Scenes change slowly (cars leave, night falls): follow them while healthy, so
             # only a sudden change counts as "moved".
-            self._reference, self._reference_at = grey, now
+            self._reference, self._reference_at = self.background_now(), now
             self._sharpness = [*self._sharpness[-(self._baseline_frames - 1) :], m.sharpness]
         transition = self.gate.update(cause is not None, now)
         if transition is Transition.OPENED:
