@@ -3,7 +3,7 @@ export const STRINGS = {
   id: {
     connected: "Terhubung", disconnected: "Terputus", incidents: "Kejadian", cameras: "Kamera",
     mute: "Suara: nyala", unmute: "Suara: mati", no_incidents: "Tidak ada kejadian aktif",
-    active: "Aktif", ended: "Selesai", people: "orang", peak: "puncak", threshold: "ambang",
+    active: "Aktif", ended: "Berakhir", people: "orang", peak: "puncak", threshold: "ambang",
     started: "Mulai", ended_at: "Berakhir", routed: "Diteruskan ke", close: "Tutup",
     no_frame: "Menunggu gambar…", clip_pending: "Klip dibuat setelah kejadian berakhir",
     no_clip: "Tidak ada rekaman untuk kejadian ini", camera_state: {
