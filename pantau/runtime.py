@@ -150,6 +150,7 @@ class Runtime:
                 "batches": self.detector.stats.batches,
                 "images": self.detector.stats.images,
                 "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
+                "last_batch_size": self.detector.stats.last_batch_size,
                 "queue_depth": self.detector.queue_depth,
             },
             "analytics": {

@@ -53,3 +53,46 @@ async def test_still_crowd_opens_an_incident_with_few_detector_runs(
     assert incident.peak_count >= 5 and incident.kecamatan == "Kota" and incident.desa == "Kauman"
     assert len(incident.track_ids) >= 5  # the people who caused it, by track id
     assert incident.snapshot_ref and (tmp_path / "snaps" / incident.snapshot_ref).is_file()
+
+
+async def test_people_clip_counts_and_thresholds(model_path: Path, assets: Path) -> None:
+    """PETS-2009: persons per frame in the expected range; a crowd incident when the threshold
+    is below the peak, none when it is above."""
+    from tests.test_tracking import sample
+
+    frames = sample(assets / "video" / "pets2009_vtest_480x360_tiodh.mp4", 2, 20)
+    detector = Detector(DetectorConfig(model=str(model_path), confidence=0.3))
+    await detector.start()
+    zone = Zone(id="all", points=[(0, 0), (1, 0), (1, 1), (0, 1)])
+    try:
+        results = {}
+        for min_count in (4, 12):
+            events: list[IncidentEvent] = []
+
+            async def publish(event: IncidentEvent, sink: list[IncidentEvent] = events) -> None:
+                sink.append(event)
+
+            rule = CrowdRule.model_validate(
+                {"type": "crowd", "zone": "all", "min_count": min_count, "for": 2}
+            )
+            engine = CameraAnalytics(
+                CameraPlace("cam", "Kampus", None, None),
+                [zone],
+                [rule],
+                detector,
+                publish,
+                None,
+                detect_fps=2,
+                motion=MotionConfig(enabled=False),
+            )
+            counts = []
+            for i, (t, image) in enumerate(frames):
+                await engine.on_frame(Frame("cam", i + 1, t, T0 + timedelta(seconds=t), image))
+                counts.append(engine.last_zone_counts["all"].get("person", 0))
+            results[min_count] = (counts, events)
+    finally:
+        await detector.stop()
+    counts, low_events = results[4]
+    assert min(counts) >= 1 and 5 <= max(counts) <= 10  # "person in every frame, up to 8"
+    assert [e.type for e in low_events][:1] == [EventType.INCIDENT_OPENED]
+    assert results[12][1] == []  # the peak never reaches 12: no incident
