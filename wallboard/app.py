@@ -48,6 +48,16 @@ class WallboardDeps:
     mjpeg_fps: float = 5.0
 
 
+def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
+    """A file the store refers to, only from inside its folder (a stored name is no path)."""
+    if folder is None or not name:
+        raise HTTPException(404, missing)
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve() or not path.is_file():
+        raise HTTPException(404, missing)
+    return path
+
+
 def create_app(deps: WallboardDeps) -> FastAPI:
     app = FastAPI(title="Pantau wallboard", version="0.1.0")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -127,11 +137,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/incidents/{incident_id}/snapshot.jpg")
     async def incident_snapshot(incident_id: str) -> FileResponse:
         incident = await deps.store.incident(incident_id)
-        if incident is None or not incident.snapshot_ref or deps.snapshot_dir is None:
-            raise HTTPException(404, "no snapshot for this incident")
-        path = (deps.snapshot_dir / incident.snapshot_ref).resolve()
-        if path.parent != deps.snapshot_dir.resolve() or not path.is_file():
-            raise HTTPException(404, "no snapshot for this incident")
+        name = incident.snapshot_ref if incident is not None else None
+        path = _stored_file(deps.snapshot_dir, name, "no snapshot for this incident")
         return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/api/incidents/{incident_id}/clip")
@@ -144,11 +151,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/incidents/{incident_id}/clip.mp4")
     async def incident_clip_file(incident_id: str) -> FileResponse:
         clip = await deps.store.clip(incident_id)
-        if clip is None or deps.clip_dir is None:
-            raise HTTPException(404, "no clip for this incident (yet)")
-        path = (deps.clip_dir / clip.path).resolve()
-        if path.parent != deps.clip_dir.resolve() or not path.is_file():
-            raise HTTPException(404, "the clip file is gone")
+        path = _stored_file(deps.clip_dir, clip.path if clip else None, "no clip for this incident")
         return FileResponse(path, media_type="video/mp4")
 
     @app.websocket("/ws")
