@@ -46,7 +46,12 @@ class CaptureSource:
         self.url_masked = mask_url(source.url)
         self._on_frame = on_frame
         self._lock = threading.Lock()
+        # The newest decoded picture stays in FFmpeg's YUV until someone asks for it: most
+        # frames are overwritten before any consumer looks (detect_fps < camera fps), and the
+        # YUV -> BGR conversion is a large share of the decode cost.
+        self._latest_raw: tuple[int, float, datetime, av.VideoFrame] | None = None
         self._latest: Frame | None = None
+        self._convert_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
@@ -63,8 +68,35 @@ class CaptureSource:
 
     # ---- consumer side -------------------------------------------------------------------
     def latest(self) -> Frame | None:
+        """The newest frame as BGR. Converts on first request: call it off the event loop."""
         with self._lock:
-            return self._latest
+            raw, done = self._latest_raw, self._latest
+        if raw is None:
+            return None
+        if done is not None and done.seq == raw[0]:
+            return done
+        with self._convert_lock:
+            with self._lock:
+                done = self._latest
+            if done is not None and done.seq == raw[0]:
+                return done  # another consumer converted it meanwhile
+            seq, mono, at, picture = raw
+            frame = Frame(
+                self.camera_id,
+                seq,
+                mono,
+                at,
+                np.asarray(picture.to_ndarray(format="bgr24"), dtype=np.uint8),
+            )
+            with self._lock:
+                if self._latest is None or self._latest.seq < seq:
+                    self._latest = frame
+            return frame
+
+    @property
+    def latest_seq(self) -> int:
+        with self._lock:
+            return self._latest_raw[0] if self._latest_raw is not None else 0
 
     @property
     def state(self) -> CameraState:
@@ -180,7 +212,7 @@ class CaptureSource:
                 if self._stop.is_set():
                     break
                 for decoded in packet.decode():
-                    self._publish(decoded.to_ndarray(format="bgr24"))  # type: ignore[union-attr]
+                    self._publish(decoded)  # type: ignore[arg-type]
                     if not got_any:
                         got_any = True
                         self._set_state(CameraState.ONLINE, None)
@@ -190,21 +222,14 @@ class CaptureSource:
             return got_any, f"stream error: {mask_text(str(exc))}"
         return got_any, "stream ended"
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, picture: av.VideoFrame) -> None:
         now_mono = time.monotonic()
         with self._lock:
             self._seq += 1
-            frame = Frame(
-                camera_id=self.camera_id,
-                seq=self._seq,
-                captured_mono=now_mono,
-                captured_at=datetime.now(UTC),
-                image=np.asarray(image, dtype=np.uint8),
-            )
-            self._latest = frame
+            self._latest_raw = (self._seq, now_mono, datetime.now(UTC), picture)
             self._decoded_times.append(now_mono)
             self.last_frame_mono = now_mono
-        self.width, self.height = frame.width, frame.height
+        self.width, self.height = picture.width, picture.height
         if self._on_frame is not None:
             self._on_frame()
 

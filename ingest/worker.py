@@ -66,7 +66,9 @@ class CameraWorker:
         next_at = time.monotonic()
         while True:
             next_at += period
-            frame = self.capture.latest()
+            frame = None
+            if self.capture.latest_seq > self._last_seq:
+                frame = await asyncio.to_thread(self.capture.latest)  # converts: off the loop
             if frame is not None and frame.seq > self._last_seq:
                 skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
                 self._skipped_total += max(skipped, 0)
