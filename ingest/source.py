@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import av
@@ -39,12 +38,10 @@ class CaptureSource:
         self,
         camera_id: str,
         source: CameraSource,
-        on_frame: Callable[[], None] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
         self.url_masked = mask_url(source.url)
-        self._on_frame = on_frame
         self._lock = threading.Lock()
         # The newest decoded picture stays in FFmpeg's YUV until someone asks for it: most
         # frames are overwritten before any consumer looks (detect_fps < camera fps), and the
@@ -230,8 +227,6 @@ class CaptureSource:
             self._decoded_times.append(now_mono)
             self.last_frame_mono = now_mono
         self.width, self.height = picture.width, picture.height
-        if self._on_frame is not None:
-            self._on_frame()
 
     def _set_state(self, state: CameraState, error: str | None) -> None:
         if error is not None:

@@ -38,7 +38,6 @@ class CameraWorker:
         self._on_frame = on_frame
         self._on_status = on_status
         self._tasks: list[asyncio.Task[None]] = []
-        self._sampled = 0
         self._last_seq = 0
         self._skipped_total = 0
         self._skip_window: list[tuple[float, int]] = []
@@ -73,7 +72,6 @@ class CameraWorker:
                 skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
                 self._skipped_total += max(skipped, 0)
                 self._last_seq = frame.seq
-                self._sampled += 1
                 try:
                     await self._on_frame(frame)
                 except Exception:

@@ -74,11 +74,11 @@ async def _serve(config: PantauConfig, base_dir: Path) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load_or_exit(Path(args.config), demo_env())
-    print_ok = (
+    summary = (
         f"{args.config}: OK ({len(config.cameras)} cameras, {len(config.opds)} OPDs, "
         f"{len(config.routing)} routes, {len(config.walls)} walls)\n"
     )
-    sys.stdout.write(print_ok)
+    sys.stdout.write(summary)
     return 0
 
 
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     if args.command == "check":
         return cmd_check(args)
-    if args.command == "demo":
-        return cmd_run(args, demo_env())
+    # run and demo differ only in the default config; both may use the shared model export.
     return cmd_run(args, demo_env())
 
 
