@@ -66,7 +66,7 @@ async def bench_raw(model: str, imgsz: int, seconds: float, clip: Path) -> dict[
     det = Detector(DetectorConfig(model=model, imgsz=imgsz))
     await det.start()
     cap = cv2.VideoCapture(str(clip))
-    frames = [cap.read()[1] for _ in range(16)]
+    frames = [np.asarray(cap.read()[1], dtype=np.uint8) for _ in range(16)]
     cap.release()
     out: dict[str, float] = {}
     for batch in (1, 4):

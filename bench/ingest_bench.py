@@ -123,9 +123,7 @@ def bench_decode(
     time.sleep(4)  # connect, first keyframe, the initial burst
     last_seq = [0] * n
     cpu0, t0 = cpu_seconds([me]), time.monotonic()
-    start_counts = (
-        [s.latest().seq if s.latest() else 0 for s in sources] if latest_slot else list(counts)
-    )
+    start_counts = [s.latest_seq for s in sources] if latest_slot else list(counts)
     while time.monotonic() - t0 < seconds:
         tick = time.monotonic()
         for i in range(n):
@@ -144,7 +142,7 @@ def bench_decode(
     elapsed = time.monotonic() - t0
     cpu = (cpu_seconds([me]) - cpu0) / elapsed * 100
     if latest_slot:
-        end_counts = [s.latest().seq if s.latest() else 0 for s in sources]
+        end_counts = [s.latest_seq for s in sources]
         for src in sources:
             src.stop(5)
     else:
