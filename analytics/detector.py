@@ -55,6 +55,7 @@ class Detector:
         self._model: Any = None
         self._names: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self.effective_imgsz = config.imgsz
         self._base_conf = min([config.confidence, *config.class_confidence.values()])
 
     @property
@@ -76,6 +77,20 @@ class Detector:
             verbose=False,
         )
         self._model = model
+        predictor = getattr(model, "predictor", None)
+        actual = list(getattr(predictor, "imgsz", None) or [])
+        self.effective_imgsz = int(max(actual)) if actual else self.config.imgsz
+        if self.effective_imgsz != self.config.imgsz:
+            # Static exports (OpenVINO/ONNX/TFLite without dynamic shapes) run at the size they
+            # were exported with, whatever imgsz says: say so instead of pretending.
+            log.warning(
+                "detector model=%s is a fixed-size export: it runs at %d px, not imgsz=%d "
+                "(export it again with imgsz=%d to get that speed)",
+                model_ref,
+                self.effective_imgsz,
+                self.config.imgsz,
+                self.config.imgsz,
+            )
         log.info(
             "detector model=%s imgsz=%d classes=%d ready",
             model_ref,

@@ -151,6 +151,7 @@ class Runtime:
                 "images": self.detector.stats.images,
                 "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
                 "last_batch_size": self.detector.stats.last_batch_size,
+                "imgsz": self.detector.effective_imgsz,
                 "queue_depth": self.detector.queue_depth,
             },
             "analytics": {

@@ -73,3 +73,15 @@ async def test_per_class_confidence(model_path: Path, assets: Path) -> None:
         assert found["person"] == 0
     finally:
         await strict.stop()
+
+
+async def test_fixed_size_export_reports_its_real_input_size(
+    model_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    det = Detector(DetectorConfig(model=str(model_path), imgsz=320))
+    await det.start()
+    try:
+        assert det.effective_imgsz == 640  # the shared export is static 640x640
+    finally:
+        await det.stop()
+    assert "fixed-size export: it runs at 640 px, not imgsz=320" in caplog.text
