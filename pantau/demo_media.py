@@ -91,7 +91,7 @@ def camera_like(source: Path, cache_dir: Path) -> Path:
     fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
     cap.release()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part.mp4")
+    tmp = out.with_suffix(f".part{os.getpid()}.mp4")  # two processes may build the same clip
     cmd = [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), *_x264_args(fps), str(tmp)]
     subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, timeout=600)
     tmp.replace(out)
@@ -135,7 +135,7 @@ def builtin_clip(cache_dir: Path, fps: int = 10) -> Path:
     cv2.putText(empty, "Pantau demo", (60, 280), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (90, 90, 90), 3)
     scenes = [(empty, 6), (_fit(zidane, width, height), 8), (_fit(bus, width, height), 10)]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part.mp4")
+    tmp = out.with_suffix(f".part{os.getpid()}.mp4")  # two processes may build the same clip
     cmd = [
         ffmpeg_binary(),
         "-v",
