@@ -143,7 +143,7 @@ class CameraAnalytics:
                     f"crowd-{index}", IncidentKind.CROWD, state.rule.severity, zone,
                     f"Kerumunan di {zone.name or zone.id}, {self.place.name}",
                     state.rule.min_count, state.rule.for_s, signal.transition, signal.count,
-                    signal.peak, signal.new_peak, None, signal.track_ids, signal.started_at,
+                    signal.peak, None, signal.track_ids, signal.started_at,
                     members, frame,
                 )  # fmt: skip
         for index, traffic in enumerate(self._traffic):
@@ -157,7 +157,7 @@ class CameraAnalytics:
                     f"traffic-{index}", IncidentKind.TRAFFIC, traffic.rule.severity, zone,
                     f"Kemacetan di {zone.name or zone.id}, {self.place.name}",
                     traffic.rule.min_count, traffic.rule.for_s, tsig.transition, tsig.count,
-                    tsig.peak, tsig.count >= tsig.peak, tsig.peak_level, tsig.track_ids,
+                    tsig.peak, tsig.peak_level, tsig.track_ids,
                     tsig.started_at, members, frame,
                 )  # fmt: skip
         for index, flood in enumerate(self._flood):
@@ -171,7 +171,7 @@ class CameraAnalytics:
                     f"flood-{index}", IncidentKind.FLOOD, flood.rule.severity, zone,
                     f"Banjir di {zone.name or zone.id}, {self.place.name}",
                     round(flood.rule.level * 100), flood.rule.for_s, fsig.transition, pct, peak,
-                    pct >= peak, f"{peak}%", (), fsig.started_at, [], frame,
+                    f"{peak}%", (), fsig.started_at, [], frame,
                 )  # fmt: skip
         for counter in self.lines:
             counter.update(detections, frame.width, frame.height, frame.captured_mono)
@@ -179,7 +179,7 @@ class CameraAnalytics:
     async def _on_signal(
         self, key: str, kind: IncidentKind, severity: Severity, zone: Zone, title: str,
         threshold: int, dwell_s: float, transition: Transition, count: int, peak: int,
-        new_peak: bool, level: str | None, track_ids: tuple[int, ...], started_at: datetime,
+        level: str | None, track_ids: tuple[int, ...], started_at: datetime,
         members: list[Detection], frame: Frame,
     ) -> None:  # fmt: skip
         """One incident lifecycle for any zone rule: open, update on peaks (or every
@@ -223,7 +223,8 @@ class CameraAnalytics:
             await self._publish(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=incident))
             return
         due = frame.captured_mono - current.last_update_mono >= UPDATE_EVERY_S
-        changed = new_peak and peak > (current.incident.peak_count or 0)
+        # A higher peak than the incident shows: the frame that set it is this one.
+        changed = peak > (current.incident.peak_count or 0)
         if not (changed or due or level != current.incident.level):
             return
         incident = current.incident.model_copy(

@@ -17,7 +17,6 @@ class CrowdSignal:
     transition: Transition
     count: int
     peak: int
-    new_peak: bool
     track_ids: tuple[int, ...]
     started_at: datetime
 
@@ -26,7 +25,6 @@ class CrowdState:
     def __init__(self, rule: CrowdRule) -> None:
         self.rule = rule
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
-        self._classes = set(rule.classes)
         self._peak = 0
         self._started_at: datetime | None = None
 
@@ -41,14 +39,12 @@ class CrowdState:
         if transition is Transition.OPENED or not was_open:
             self._peak = 0
             self._started_at = now_utc
-        new_peak = count > self._peak
         self._peak = max(self._peak, count)
         assert self._started_at is not None
         return CrowdSignal(
             transition=transition,
             count=count,
             peak=self._peak,
-            new_peak=new_peak,
             track_ids=tuple(sorted(d.track_id for d in members if d.track_id is not None)),
             started_at=self._started_at,
         )
