@@ -1,100 +1,155 @@
-"""The event bus: one protocol, an in-process implementation (Redis Streams comes next).
+"""The event bus protocol and its in-process implementation, MemoryBus.
 
-Events are never dropped: each subscriber has a bounded queue, and a publisher waits while a
-subscriber's queue is full (backpressure) instead of discarding. Subscribers that fall behind
-for long are an operational problem to see, not data to lose.
+Semantics shared by every implementation (tests/test_bus.py runs the same suite on each):
+- a *group* sees every event published after it was created, in publish order;
+- the consumers of one group share its events (each event goes to one of them);
+- delivery is at-least-once: an event counts as done when its consumer acknowledges it, which
+  iterating to the next event does implicitly; an event a consumer held when it went away is
+  delivered again to the group. Consumers are therefore idempotent by event id;
+- nothing is dropped: a publisher waits while a group is full (backpressure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import AsyncIterator
-from typing import Protocol, cast
+import os
+from collections import deque
+from typing import Protocol
 
 from events.model import AnyEvent
 
 log = logging.getLogger(__name__)
-
-_CLOSED = object()
+_consumer_numbers = itertools.count(1)
 
 
 class Subscription(Protocol):
-    name: str
+    group: str
+    consumer: str
 
-    def __aiter__(self) -> AsyncIterator[AnyEvent]: ...
+    def __aiter__(self) -> Subscription: ...
 
-    async def close(self) -> None: ...
+    async def __anext__(self) -> AnyEvent: ...
+
+    async def ack(self, event: AnyEvent) -> None:
+        """Acknowledge an event before asking for the next one (e.g. before leaving a loop)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop consuming; an event taken but not acknowledged goes back to the group."""
+        ...
 
 
 class Bus(Protocol):
     async def publish(self, event: AnyEvent) -> None: ...
 
-    def subscribe(self, name: str) -> Subscription: ...
+    async def subscribe(self, group: str, consumer: str | None = None) -> Subscription: ...
 
     async def close(self) -> None: ...
 
 
-class MemorySubscription:
-    def __init__(self, bus: MemoryBus, name: str, maxsize: int) -> None:
+def default_consumer_name() -> str:
+    return f"{os.uname().nodename}-{os.getpid()}"
+
+
+class _Group:
+    def __init__(self, name: str) -> None:
         self.name = name
+        self.queue: deque[AnyEvent] = deque()
+        self.members: set[MemorySubscription] = set()
+        self.full_warned = False
+
+
+class MemorySubscription:
+    def __init__(self, bus: MemoryBus, group: _Group, consumer: str) -> None:
+        self.group = group.name
+        self.consumer = consumer
         self._bus = bus
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
-
-    async def _put(self, event: AnyEvent) -> None:
-        await self._queue.put(event)
-
-    def _end(self) -> None:
-        # Wake an idle reader; a reader with a full queue is cancelled by its owner instead.
-        try:
-            self._queue.put_nowait(_CLOSED)
-        except asyncio.QueueFull:
-            pass
+        self._group = group
+        self._inflight: AnyEvent | None = None
+        self._closed = False
 
     def __aiter__(self) -> MemorySubscription:
         return self
 
     async def __anext__(self) -> AnyEvent:
-        item = await self._queue.get()
-        if item is _CLOSED:
-            raise StopAsyncIteration
-        return cast(AnyEvent, item)
+        self._inflight = None  # asking for the next event acknowledges the previous one
+        group, cond = self._group, self._bus._cond
+        async with cond:
+            await cond.wait_for(lambda: bool(group.queue) or self._closed or self._bus._closed)
+            if self._closed or not group.queue:
+                # A closed bus still hands out what it holds, so writers can drain it.
+                raise StopAsyncIteration
+            event = group.queue.popleft()
+            cond.notify_all()
+        self._inflight = event
+        return event
 
-    def qsize(self) -> int:
-        return self._queue.qsize()
+    async def ack(self, event: AnyEvent) -> None:
+        if self._inflight is not None and self._inflight.id == event.id:
+            self._inflight = None
 
     async def close(self) -> None:
-        self._bus._unsubscribe(self)
-        self._end()
+        if self._closed:
+            return
+        self._closed = True
+        async with self._bus._cond:
+            if self._inflight is not None:
+                self._group.queue.appendleft(self._inflight)
+                self._inflight = None
+            self._group.members.discard(self)
+            self._bus._cond.notify_all()
 
 
 class MemoryBus:
-    """In-process fan-out bus: every subscription sees every event, in publish order."""
+    """In-process bus: bounded per-group queues, publishers wait when a group is full."""
 
     def __init__(self, queue_size: int = 1024) -> None:
         self._queue_size = queue_size
-        self._subs: list[MemorySubscription] = []
+        self._groups: dict[str, _Group] = {}
+        self._cond = asyncio.Condition()
         self._closed = False
 
     async def publish(self, event: AnyEvent) -> None:
         if self._closed:
             raise RuntimeError("bus is closed")
-        for sub in list(self._subs):
-            if sub.qsize() >= self._queue_size:
-                log.warning("subscriber=%s queue full, publisher waits", sub.name)
-            await sub._put(event)
+        async with self._cond:
+            for group in list(self._groups.values()):
+                if len(group.queue) >= self._queue_size:
+                    if not group.full_warned:
+                        log.warning("group=%s queue full, publisher waits", group.name)
+                        group.full_warned = True
+                    await self._cond.wait_for(
+                        lambda g=group: (
+                            len(g.queue) < self._queue_size  # type: ignore[misc]
+                            or not g.members
+                            or self._closed
+                        )
+                    )
+                    group.full_warned = False
+                # A group nobody reads keeps its backlog for a consumer that comes back, but
+                # takes no new events: in-process, waiting for it would stall every publisher.
+                if group.members:
+                    group.queue.append(event)
+            self._cond.notify_all()
 
-    def subscribe(self, name: str) -> MemorySubscription:
-        sub = MemorySubscription(self, name, self._queue_size)
-        self._subs.append(sub)
+    async def subscribe(self, group: str, consumer: str | None = None) -> MemorySubscription:
+        if self._closed:
+            raise RuntimeError("bus is closed")
+        async with self._cond:
+            g = self._groups.setdefault(group, _Group(group))
+            sub = MemorySubscription(
+                self, g, consumer or f"{default_consumer_name()}-{next(_consumer_numbers)}"
+            )
+            g.members.add(sub)
         return sub
 
-    def _unsubscribe(self, sub: MemorySubscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
+    def depth(self, group: str) -> int:
+        g = self._groups.get(group)
+        return len(g.queue) if g else 0
 
     async def close(self) -> None:
         self._closed = True
-        for sub in list(self._subs):
-            sub._end()
-        self._subs.clear()
+        async with self._cond:
+            self._cond.notify_all()

@@ -77,7 +77,11 @@ class IncidentKind(StrEnum):
     FLOOD = "flood"
     TAMPER = "tamper"
     OFFLINE = "offline"
-    ALERT = "alert"
+    FIRE = "fire"
+    ACCIDENT = "accident"
+    LANDSLIDE = "landslide"
+    WEATHER = "weather"
+    ALERT = "alert"  # anything reported that fits no other kind
 
 
 class IncidentState(StrEnum):
@@ -88,6 +92,28 @@ class IncidentState(StrEnum):
     IN_PROGRESS = "in_progress"
     RESOLVED = "resolved"
     FALSE_ALARM = "false_alarm"
+
+    @property
+    def closed(self) -> bool:
+        return self in (IncidentState.RESOLVED, IncidentState.FALSE_ALARM)
+
+
+class SourceKind(StrEnum):
+    CAMERA = "camera"
+    OPD = "opd"
+    CITIZEN = "citizen"
+    CAP = "cap"
+
+
+class Source(Message):
+    """One thing that reported an incident: a camera's detection, an OPD or citizen alert, CAP."""
+
+    kind: SourceKind
+    ref: str  # the detection's or the alert's id
+    name: str  # camera id, OPD id, gateway or CAP sender
+    at: UtcDatetime
+    summary: str = ""
+    active: bool = True  # a detection still holds; an alert is neither cancelled nor expired
 
 
 class Incident(Message):
@@ -112,6 +138,14 @@ class Incident(Message):
     level: str | None = None  # e.g. traffic: lancar / padat / macet
     snapshot_ref: str | None = None
     routed_opds: tuple[str, ...] = ()
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    sources: tuple[Source, ...] = ()
+    owner: str | None = None
+    # CAP status Test/Exercise: kept and shown, never routed as real.
+    exercise: bool = False
+    acknowledged_at: UtcDatetime | None = None
+    closed_at: UtcDatetime | None = None
 
 
 class CameraState(StrEnum):
@@ -145,12 +179,103 @@ class ClipRef(Message):
     end_at: UtcDatetime
 
 
+class AlertStatus(StrEnum):
+    ACTUAL = "actual"
+    EXERCISE = "exercise"
+    TEST = "test"
+
+
+class AlertMsgType(StrEnum):
+    """CAP's msgType: an Update or Cancel names the alerts it replaces in `references`."""
+
+    ALERT = "alert"
+    UPDATE = "update"
+    CANCEL = "cancel"
+
+
+class Alert(Message):
+    """An inbound report: an OPD system, a citizen-report gateway, or a CAP 1.2 warning."""
+
+    id: str = Field(default_factory=lambda: new_id("alt"))
+    source: SourceKind
+    sender: str  # OPD id for OPD/citizen gateways; the CAP <sender>
+    external_id: str | None = None  # the sender's own id (CAP identifier): idempotency key
+    kind: IncidentKind
+    severity: Severity
+    title: str
+    description: str = ""
+    kecamatan: str | None = None
+    desa: str | None = None
+    camera_id: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    reporter: str | None = None  # a citizen's name/phone as the gateway gave it
+    status: AlertStatus = AlertStatus.ACTUAL
+    msg_type: AlertMsgType = AlertMsgType.ALERT
+    references: tuple[str, ...] = ()  # external ids this Update/Cancel replaces
+    sent_at: UtcDatetime
+    received_at: UtcDatetime = Field(default_factory=utcnow)
+    expires_at: UtcDatetime | None = None
+
+
+class ActionKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    START = "start"  # -> in progress
+    RESOLVE = "resolve"
+    FALSE_ALARM = "false_alarm"
+    REOPEN = "reopen"
+    ASSIGN = "assign"
+    COMMENT = "comment"
+    # written by the system, not by people:
+    ROUTED = "routed"
+    NOTIFIED = "notified"
+    ESCALATED = "escalated"
+    MERGED = "merged"
+
+
+class IncidentAction(Message):
+    """One line of an incident's activity log (who did what, when)."""
+
+    id: str = Field(default_factory=lambda: new_id("act"))
+    incident_id: str
+    kind: ActionKind
+    actor: str  # a user name, "opd:<id>" or "system"
+    at: UtcDatetime = Field(default_factory=utcnow)
+    opd_id: str | None = None  # the OPD the actor acts for
+    note: str = Field(default="", max_length=4000)
+    owner: str | None = None  # for ASSIGN
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    RETRYING = "retrying"
+    DEAD = "dead"  # gave up after the last try: shown on the wall
+
+
+class Delivery(Message):
+    """The outcome of one notification to one OPD contact over one channel."""
+
+    id: str = Field(default_factory=lambda: new_id("dlv"))
+    incident_id: str
+    opd_id: str
+    channel: str  # webhook | email | chat
+    target: str  # where it went, without secrets
+    status: DeliveryStatus
+    attempts: int
+    at: UtcDatetime = Field(default_factory=utcnow)
+    step: int = 0  # escalation step that sent it (0 = first notice)
+    error: str | None = None
+
+
 class EventType(StrEnum):
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_UPDATED = "incident.updated"
     INCIDENT_CLOSED = "incident.closed"
     CAMERA_STATUS = "camera.status"
     CLIP_READY = "clip.ready"
+    ALERT_RECEIVED = "alert.received"
+    INCIDENT_ACTION = "incident.action"
+    DELIVERY = "notification.delivery"
 
 
 class IncidentEvent(Message):
@@ -174,12 +299,45 @@ class ClipReadyEvent(Message):
     clip: ClipRef
 
 
-Event = Annotated[IncidentEvent | CameraStatusEvent | ClipReadyEvent, Field(discriminator="type")]
+class AlertEvent(Message):
+    type: Literal[EventType.ALERT_RECEIVED] = EventType.ALERT_RECEIVED
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    alert: Alert
 
-AnyEvent = IncidentEvent | CameraStatusEvent | ClipReadyEvent
+
+class ActionEvent(Message):
+    type: Literal[EventType.INCIDENT_ACTION] = EventType.INCIDENT_ACTION
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    action: IncidentAction
+
+
+class DeliveryEvent(Message):
+    type: Literal[EventType.DELIVERY] = EventType.DELIVERY
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    delivery: Delivery
+
+
+AnyEvent = (
+    IncidentEvent | CameraStatusEvent | ClipReadyEvent | AlertEvent | ActionEvent | DeliveryEvent
+)
+Event = Annotated[AnyEvent, Field(discriminator="type")]
 _event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
 
 def parse_event(raw: str | bytes) -> AnyEvent:
     """Decode one event from its JSON form (the form it has on Redis and on the WebSocket)."""
     return _event_adapter.validate_json(raw)
+
+
+def json_schemas() -> dict[str, dict[str, object]]:
+    """The published JSON schemas: the event envelope and the records inside it."""
+    return {
+        "event": _event_adapter.json_schema(),
+        **{
+            model.__name__.lower(): model.model_json_schema()
+            for model in (Incident, Alert, IncidentAction, Delivery, CameraStatus, ClipRef)
+        },
+    }

@@ -17,10 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from events.model import (
+    ActionEvent,
+    ActionKind,
+    Alert,
+    AlertEvent,
     AnyEvent,
     ClipReadyEvent,
     ClipRef,
+    Delivery,
+    DeliveryEvent,
     Incident,
+    IncidentAction,
     IncidentEvent,
     IncidentKind,
     IncidentState,
@@ -56,6 +63,66 @@ MIGRATIONS: list[str] = [
     CREATE TABLE clips (
         incident_id TEXT PRIMARY KEY,
         camera_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    """,
+    """
+    ALTER TABLE incidents ADD COLUMN desa TEXT;
+    CREATE INDEX incidents_state ON incidents(state, kind);
+    CREATE INDEX incidents_kecamatan ON incidents(kecamatan, started_at);
+    CREATE TABLE incident_sources (
+        ref TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL
+    );
+    CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        sender TEXT NOT NULL,
+        external_id TEXT,
+        incident_id TEXT,
+        received_at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX alerts_external ON alerts(sender, external_id);
+    CREATE INDEX alerts_received ON alerts(received_at);
+    CREATE TABLE actions (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX actions_incident ON actions(incident_id, at);
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        opd_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_incident ON deliveries(incident_id, at);
+    CREATE INDEX deliveries_status ON deliveries(status, at);
+    CREATE TABLE incident_opds (
+        incident_id TEXT NOT NULL,
+        opd_id TEXT NOT NULL,
+        routed_at TEXT NOT NULL,
+        delivered_at TEXT,
+        acknowledged_at TEXT,
+        resolved_at TEXT,
+        PRIMARY KEY (incident_id, opd_id)
+    );
+    CREATE INDEX incident_opds_opd ON incident_opds(opd_id, routed_at);
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        opd_id TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
         body TEXT NOT NULL
     );
     """,
@@ -104,26 +171,23 @@ class Store:
 
     async def append(self, event: AnyEvent) -> bool:
         """Store an event (idempotent by id). Returns False when it was already stored."""
+        return (await self.commit([event]))[0]
 
-        def write(conn: sqlite3.Connection) -> bool:
+    async def commit(
+        self, events: list[AnyEvent], links: tuple[tuple[str, str], ...] = ()
+    ) -> list[bool]:
+        """Store events, and source -> incident links, in ONE transaction (all or nothing).
+
+        Returns, per event, whether it was new. Returns only after COMMIT (synchronous=FULL).
+        """
+
+        def write(conn: sqlite3.Connection) -> list[bool]:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO events(id, type, at, body) VALUES (?, ?, ?, ?)",
-                    (event.id, str(event.type), event.at.isoformat(), event.model_dump_json()),
+                fresh = [_write_event(conn, e) for e in events]
+                conn.executemany(
+                    "INSERT OR IGNORE INTO incident_sources(ref, incident_id) VALUES (?, ?)", links
                 )
-                fresh = cur.rowcount == 1
-                if fresh and isinstance(event, IncidentEvent):
-                    _upsert_incident(conn, event.incident)
-                elif fresh and isinstance(event, ClipReadyEvent):
-                    conn.execute(
-                        "INSERT OR REPLACE INTO clips(incident_id, camera_id, body) VALUES (?,?,?)",
-                        (
-                            event.clip.incident_id,
-                            event.clip.camera_id,
-                            event.clip.model_dump_json(),
-                        ),
-                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -140,6 +204,17 @@ class Store:
         )
         return Incident.model_validate_json(rows[0][0]) if rows else None
 
+    async def incident_for_source(self, ref: str) -> Incident | None:
+        """The incident a detection or alert was merged into (or opened)."""
+        rows = await self._run(
+            lambda c: c.execute(
+                """SELECT i.body FROM incident_sources s JOIN incidents i ON i.id = s.incident_id
+                   WHERE s.ref = ?""",
+                (ref,),
+            ).fetchall()
+        )
+        return Incident.model_validate_json(rows[0][0]) if rows else None
+
     async def incidents(
         self,
         *,
@@ -149,8 +224,12 @@ class Store:
         kind: IncidentKind | None = None,
         state: IncidentState | None = None,
         active: bool | None = None,
+        kecamatan: str | None = None,
+        opd_id: str | None = None,
+        open_or_since: datetime | None = None,
         limit: int = 200,
     ) -> list[Incident]:
+        """Incidents, newest first. `open_or_since`: not closed, or updated since that time."""
         clauses: list[str] = []
         params: list[object] = []
         for column, value in (
@@ -160,10 +239,15 @@ class Store:
             ("kind =", str(kind) if kind else None),
             ("state =", str(state) if state else None),
             ("active =", int(active) if active is not None else None),
+            ("kecamatan =", kecamatan),
+            ("id IN (SELECT incident_id FROM incident_opds WHERE opd_id =", opd_id),
         ):
             if value is not None:
-                clauses.append(f"{column} ?")
+                clauses.append(f"{column} ?" + (")" if column.startswith("id IN") else ""))
                 params.append(value)
+        if open_or_since is not None:
+            clauses.append("(state NOT IN ('resolved', 'false_alarm') OR updated_at >= ?)")
+            params.append(open_or_since.isoformat())
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT body FROM incidents {where} ORDER BY started_at DESC, id DESC LIMIT ?"
         params.append(limit)
@@ -171,24 +255,161 @@ class Store:
         return [Incident.model_validate_json(r[0]) for r in rows]
 
     async def clip(self, incident_id: str) -> ClipRef | None:
+        """The incident's clip, or the clip of a camera detection merged into it."""
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT body FROM clips WHERE incident_id = ?", (incident_id,)
+                """SELECT body FROM clips WHERE incident_id = ? OR incident_id IN
+                   (SELECT ref FROM incident_sources WHERE incident_id = ?)
+                   ORDER BY incident_id = ? DESC LIMIT 1""",
+                (incident_id, incident_id, incident_id),
             ).fetchall()
         )
         return ClipRef.model_validate_json(rows[0][0]) if rows else None
+
+    async def alert(self, alert_id: str) -> Alert | None:
+        rows = await self._run(
+            lambda c: c.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchall()
+        )
+        return Alert.model_validate_json(rows[0][0]) if rows else None
+
+    async def alert_by_external(self, sender: str, external_id: str) -> Alert | None:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM alerts WHERE sender = ? AND external_id = ?",
+                (sender, external_id),
+            ).fetchall()
+        )
+        return Alert.model_validate_json(rows[0][0]) if rows else None
+
+    async def alerts(self, *, since: datetime | None = None, limit: int = 200) -> list[Alert]:
+        sql = "SELECT body FROM alerts WHERE received_at >= ? ORDER BY received_at DESC LIMIT ?"
+        start = since.isoformat() if since else ""
+        rows = await self._run(lambda c: c.execute(sql, (start, limit)).fetchall())
+        return [Alert.model_validate_json(r[0]) for r in rows]
+
+    async def actions(self, incident_id: str) -> list[IncidentAction]:
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT body FROM actions WHERE incident_id = ? ORDER BY at, id", (incident_id,)
+            ).fetchall()
+        )
+        return [IncidentAction.model_validate_json(r[0]) for r in rows]
+
+    async def deliveries(
+        self, incident_id: str | None = None, *, dead_only: bool = False, limit: int = 500
+    ) -> list[Delivery]:
+        clauses, params = [], []
+        if incident_id is not None:
+            clauses.append("incident_id = ?")
+            params.append(incident_id)
+        if dead_only:
+            clauses.append("status = 'dead'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT body FROM deliveries {where} ORDER BY at DESC, id DESC LIMIT {int(limit)}"
+        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        return [Delivery.model_validate_json(r[0]) for r in rows]
+
+    async def response_times(
+        self, *, since: datetime | None = None
+    ) -> list[tuple[str, str, str | None, str | None, str | None]]:
+        """(opd, routed_at, delivered_at, acknowledged_at, resolved_at) per routed incident."""
+        sql = """SELECT o.opd_id, o.routed_at, o.delivered_at, o.acknowledged_at, o.resolved_at
+                 FROM incident_opds o JOIN incidents i ON i.id = o.incident_id
+                 WHERE o.routed_at >= ? AND i.state != 'false_alarm' ORDER BY o.routed_at"""
+        start = since.isoformat() if since else ""
+        return await self._run(lambda c: c.execute(sql, (start,)).fetchall())
 
     async def count_events(self) -> int:
         rows = await self._run(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchall())
         return int(rows[0][0])
 
+    async def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """One statement in its own transaction (for the small tables: keys, silences)."""
+
+        def run(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+            cur = conn.execute(sql, params)
+            return cur.fetchall()
+
+        return await self._run(run)
+
+
+def _write_event(conn: sqlite3.Connection, event: AnyEvent) -> bool:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO events(id, type, at, body) VALUES (?, ?, ?, ?)",
+        (event.id, str(event.type), event.at.isoformat(), event.model_dump_json()),
+    )
+    if cur.rowcount != 1:
+        return False
+    if isinstance(event, IncidentEvent):
+        _upsert_incident(conn, event.incident)
+    elif isinstance(event, ClipReadyEvent):
+        clip = event.clip
+        conn.execute(
+            "INSERT OR REPLACE INTO clips(incident_id, camera_id, body) VALUES (?, ?, ?)",
+            (clip.incident_id, clip.camera_id, clip.model_dump_json()),
+        )
+    elif isinstance(event, AlertEvent):
+        a = event.alert
+        conn.execute(
+            """INSERT INTO alerts(id, sender, external_id, received_at, body) VALUES (?,?,?,?,?)
+               ON CONFLICT(id) DO UPDATE SET body = excluded.body""",
+            (a.id, a.sender, a.external_id, a.received_at.isoformat(), a.model_dump_json()),
+        )
+    elif isinstance(event, ActionEvent):
+        _write_action(conn, event.action)
+    elif isinstance(event, DeliveryEvent):
+        d = event.delivery
+        conn.execute(
+            "INSERT OR REPLACE INTO deliveries(id, incident_id, opd_id, status, at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (d.id, d.incident_id, d.opd_id, str(d.status), d.at.isoformat(), d.model_dump_json()),
+        )
+        if d.status == "sent":
+            conn.execute(
+                "UPDATE incident_opds SET delivered_at = ? WHERE incident_id = ? AND opd_id = ? "
+                "AND delivered_at IS NULL",
+                (d.at.isoformat(), d.incident_id, d.opd_id),
+            )
+    return True
+
+
+def _write_action(conn: sqlite3.Connection, action: IncidentAction) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO actions(id, incident_id, at, body) VALUES (?, ?, ?, ?)",
+        (action.id, action.incident_id, action.at.isoformat(), action.model_dump_json()),
+    )
+    at, inc = action.at.isoformat(), action.incident_id
+    # Per-OPD response times for the scoreboard: an action for one OPD counts for that OPD; a
+    # command-center action (no OPD) counts for every OPD the incident was routed to.
+    scope, params = ("AND opd_id = ?", (action.opd_id,)) if action.opd_id else ("", ())
+    if action.kind == ActionKind.ROUTED and action.opd_id:
+        conn.execute(
+            "INSERT OR IGNORE INTO incident_opds(incident_id, opd_id, routed_at) VALUES (?,?,?)",
+            (inc, action.opd_id, at),
+        )
+    elif action.kind in (ActionKind.ACKNOWLEDGE, ActionKind.START):
+        conn.execute(
+            f"UPDATE incident_opds SET acknowledged_at = ? WHERE incident_id = ? {scope} "
+            "AND acknowledged_at IS NULL",
+            (at, inc, *params),
+        )
+    elif action.kind in (ActionKind.RESOLVE, ActionKind.FALSE_ALARM):
+        conn.execute(
+            "UPDATE incident_opds SET resolved_at = ?, acknowledged_at = "
+            "COALESCE(acknowledged_at, ?) WHERE incident_id = ? AND resolved_at IS NULL",
+            (at, at, inc),
+        )
+    elif action.kind == ActionKind.REOPEN:
+        conn.execute("UPDATE incident_opds SET resolved_at = NULL WHERE incident_id = ?", (inc,))
+
 
 def _upsert_incident(conn: sqlite3.Connection, inc: Incident) -> None:
     conn.execute(
-        """INSERT INTO incidents(id, kind, state, active, camera_id, kecamatan, started_at,
+        """INSERT INTO incidents(id, kind, state, active, camera_id, kecamatan, desa, started_at,
                                  updated_at, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET state=excluded.state, active=excluded.active,
+               kind=excluded.kind, kecamatan=excluded.kecamatan, desa=excluded.desa,
                updated_at=excluded.updated_at, body=excluded.body
            WHERE excluded.updated_at >= incidents.updated_at""",
         (
@@ -198,6 +419,7 @@ def _upsert_incident(conn: sqlite3.Connection, inc: Incident) -> None:
             int(inc.active),
             inc.camera_id,
             inc.kecamatan,
+            inc.desa,
             inc.started_at.isoformat(),
             inc.updated_at.isoformat(),
             inc.model_dump_json(),

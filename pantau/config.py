@@ -11,9 +11,9 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -27,6 +27,7 @@ from analytics.config import (
     Zone,
 )
 from events.config import Opd, Route, Slug
+from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
 
@@ -43,6 +44,8 @@ class Camera(CameraSource):
     name: str = Field(min_length=1)
     kecamatan: str | None = None
     desa: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
     zones: list[Zone] = []
     lines: list[Line] = []
     rules: list[Rule] = []
@@ -60,6 +63,12 @@ class DemoConfig(Strict):
     streams: list[DemoStream] = Field(min_length=1)
 
 
+def _bus_setting(value: str) -> str:
+    if value == "memory" or value.startswith(("redis://", "rediss://", "unix://")):
+        return value
+    raise ValueError("must be `memory` or a Redis URL (redis://host:6379/0)")
+
+
 class StorageConfig(Strict):
     data_dir: str = "var"
 
@@ -69,7 +78,8 @@ class PantauConfig(Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     recording: RecordingConfig = RecordingConfig()
-    bus: Literal["memory"] = "memory"
+    bus: Annotated[str, AfterValidator(_bus_setting)] = "memory"
+    correlation: CorrelationConfig = CorrelationConfig()
     detector: DetectorConfig = DetectorConfig()
     motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)

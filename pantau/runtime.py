@@ -22,7 +22,8 @@ import uvicorn
 
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
-from events.bus import MemoryBus
+from events.bus import Bus, MemoryBus, default_consumer_name
+from events.desk import IncidentDesk
 from events.model import (
     CameraState,
     CameraStatus,
@@ -33,7 +34,7 @@ from events.model import (
     Incident,
     IncidentEvent,
 )
-from events.routing import route
+from events.redis_bus import RedisStreamBus
 from events.store import Store
 from ingest.recording import RecordingService
 from ingest.urls import mask_url
@@ -46,6 +47,13 @@ from wallboard.hub import Hub
 from wallboard.live import LiveFrames
 
 log = logging.getLogger(__name__)
+
+
+def make_bus(setting: str) -> Bus:
+    """`memory` (one process) or a `redis://` URL (Redis Streams, for several processes)."""
+    if setting == "memory":
+        return MemoryBus()
+    return RedisStreamBus(setting)
 
 
 class _QuietServer(uvicorn.Server):
@@ -71,7 +79,18 @@ class Runtime:
         self.clip_dir = self.data_dir / "clips"
         self.recording: RecordingService | None = None
         self.store = Store(self.data_dir / "pantau.db")
-        self.bus = MemoryBus()
+        self.bus = make_bus(self.config.bus)
+        self.desk = IncidentDesk(
+            self.store,
+            self.bus.publish,
+            self.config.routing,
+            self.config.correlation,
+            {
+                c.id: (c.lat, c.lon)
+                for c in self.config.cameras
+                if c.lat is not None and c.lon is not None
+            },
+        )
         self.detector = Detector(self.config.detector)
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,14 +117,11 @@ class Runtime:
         frame = worker.latest() if worker else None
         return (frame.seq, frame.image) if frame is not None else None
 
-    async def _publish_incident(self, event: IncidentEvent) -> None:
-        incident = event.incident
-        opds = route(incident, self.config.routing)
-        if opds != incident.routed_opds:
-            event = event.model_copy(
-                update={"incident": incident.model_copy(update={"routed_opds": opds})}
-            )
-        await self.bus.publish(event)
+    async def _on_detection(self, event: IncidentEvent) -> None:
+        """Analytics opened, updated or closed a detection: clip it, hand it to the desk."""
+        if event.type == EventType.INCIDENT_CLOSED:
+            self._request_clip(event.incident)
+        await self.desk.observe(event)
 
     async def _on_status(self, status: CameraStatus) -> None:
         engine = self.analytics.get(status.camera_id)
@@ -117,31 +133,38 @@ class Runtime:
             await self.bus.publish(CameraStatusEvent(status=status))
 
     async def _persist(self) -> None:
-        async for event in self.bus.subscribe("store"):
-            await self.store.append(event)
+        # The desk stores what it publishes itself; this keeps the rest (camera status, clips).
+        # Appends are idempotent by event id, so a redelivered event is stored once.
+        sub = await self.bus.subscribe("store")
+        try:
+            async for event in sub:
+                await self.store.append(event)
+        finally:
+            await sub.close()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(15)
+            try:
+                await self.desk.expire_alerts()
+            except Exception:
+                log.exception("alert expiry failed")
 
     async def _publish_clip(self, clip: ClipRef) -> None:
         await self.bus.publish(ClipReadyEvent(clip=clip))
 
-    async def _clip_closed_incidents(self) -> None:
-        """When a camera incident ends, cut its clip: pre-roll before it, post-roll after."""
+    def _request_clip(self, detection: Incident) -> None:
+        """A camera detection ended: cut its clip, pre-roll before it, post-roll after."""
         rec = self.config.recording
-        async for event in self.bus.subscribe("clipper"):
-            if not (isinstance(event, IncidentEvent) and event.type == EventType.INCIDENT_CLOSED):
-                continue
-            inc = event.incident
-            if (
-                self.recording is None
-                or not inc.camera_id
-                or not self.recording.records(inc.camera_id)
-            ):
-                continue
-            end = inc.ended_at or inc.updated_at
-            self.recording.clips.request(
-                inc.id, inc.camera_id,
-                inc.started_at - timedelta(seconds=rec.pre_roll_s),
-                end + timedelta(seconds=rec.post_roll_s),
-            )  # fmt: skip
+        cam = detection.camera_id
+        if self.recording is None or not cam or not self.recording.records(cam):
+            return
+        end = detection.ended_at or detection.updated_at
+        self.recording.clips.request(
+            detection.id, cam,
+            detection.started_at - timedelta(seconds=rec.pre_roll_s),
+            end + timedelta(seconds=rec.post_roll_s),
+        )  # fmt: skip
 
     def health(self) -> dict[str, object]:
         return {
@@ -185,12 +208,12 @@ class Runtime:
                 self._publish_clip,
             )
             await self.recording.start()
-            self._tasks.append(asyncio.create_task(self._clip_closed_incidents(), name="clips"))
-        self.hub.start(self.bus.subscribe("wallboard"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
             engine = CameraAnalytics(
-                place, cam.zones, cam.rules, self.detector, self._publish_incident,
+                place, cam.zones, cam.rules, self.detector, self._on_detection,
                 self.snapshot_dir, detect_fps=cam.detect_fps, motion=self.config.motion,
                 lines=cam.lines,
             )  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 
 from pantau import demo_media
 from pantau.config import load
+from pantau.redis_server import RedisServer
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
 
@@ -168,3 +169,14 @@ async def recording_runtime(
     await runtime.start()
     yield runtime
     await runtime.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server (AOF on) on a free loopback port, shared by the session's tests."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"), fsync="everysec")
+    server.start()
+    yield server
+    server.stop()

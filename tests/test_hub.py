@@ -56,7 +56,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         return await store.incidents(active=True)
 
     hub = Hub(open_incidents, {"walls": [{"id": "utama"}]}, history=8)
-    hub.start(bus.subscribe("wallboard"))
+    hub.start(await bus.subscribe("wallboard"))
     deps = WallboardDeps(
         store=store,
         hub=hub,

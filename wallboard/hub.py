@@ -65,8 +65,11 @@ class Hub:
             client.cut_off.set()
 
     async def _consume(self, subscription: Subscription) -> None:
-        async for event in subscription:
-            self.publish(event)
+        try:
+            async for event in subscription:
+                self.publish(event)
+        finally:
+            await subscription.close()
 
     def publish(self, event: AnyEvent) -> None:
         if isinstance(event, CameraStatusEvent):
