@@ -62,3 +62,14 @@ class Route(Strict):
     ack_deadline_s: float = Field(default=300, gt=0)
     # Like Alertmanager's `continue`: keep matching later routes after this one.
     continue_: bool = Field(default=False, alias="continue")
+
+
+class CapFeed(Strict):
+    url: str = Field(pattern=r"^https?://")
+    interval_s: float = Field(default=60, ge=10)
+
+
+class IntakeConfig(Strict):
+    # Kecamatan names CAP areas are matched against, besides those of the cameras.
+    kecamatan: list[str] = []
+    cap_feeds: list[CapFeed] = []

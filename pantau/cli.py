@@ -1,4 +1,4 @@
-"""Command line: pantau run | demo | check."""
+"""Command line: pantau run | demo | check | apikey | schema."""
 
 from __future__ import annotations
 
@@ -93,6 +93,57 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> i
     return 0
 
 
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Make, list or revoke the API keys OPD systems use for POST /api/alerts and /api/cap."""
+    from events.api_keys import ApiKeys
+    from events.store import Store
+
+    path = Path(args.config)
+    config = _load_or_exit(path, demo_env())
+    store = Store(path.resolve().parent / config.storage.data_dir / "pantau.db")
+
+    async def run() -> int:
+        await store.open()
+        try:
+            keys = ApiKeys(store)
+            if args.action == "create":
+                if args.opd not in {o.id for o in config.opds}:
+                    sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
+                    return EXIT_INVALID_CONFIG
+                info, key = await keys.create(args.opd, args.label)
+                sys.stdout.write(f"{info.id} {info.opd_id}\n{key}\n")
+                sys.stderr.write("Keep this key now: only its hash is stored.\n")
+            elif args.action == "revoke":
+                if not await keys.revoke(args.id):
+                    sys.stderr.write(f"no live key {args.id!r}\n")
+                    return 1
+            else:
+                for k in await keys.list():
+                    state = f"revoked {k.revoked_at}" if k.revoked_at else "live"
+                    sys.stdout.write(f"{k.id}\t{k.opd_id}\t{k.label}\t{k.created_at}\t{state}\n")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write the published JSON schemas (event envelope, incident, alert, ...) to a folder."""
+    import json
+
+    from events.model import json_schemas
+
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(
+            json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        )
+    sys.stdout.write(f"wrote {len(json_schemas())} schemas to {out}\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pantau", description="Pantau command-center video and event system"
@@ -107,10 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--port", type=int, default=None, help="override server.port")
     p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
     p_check.add_argument("config", nargs="?", default="cameras.yaml")
+    p_key = sub.add_parser("apikey", help="API keys of OPD systems (intake API)")
+    p_key.add_argument("--config", default="cameras.yaml")
+    key_sub = p_key.add_subparsers(dest="action", required=True)
+    k_create = key_sub.add_parser("create", help="make a key for an OPD (printed once)")
+    k_create.add_argument("opd")
+    k_create.add_argument("--label", default="")
+    key_sub.add_parser("list", help="list keys (never the keys themselves)")
+    k_revoke = key_sub.add_parser("revoke", help="revoke a key by its id")
+    k_revoke.add_argument("id")
+    p_schema = sub.add_parser("schema", help="write the events' JSON schemas to a folder")
+    p_schema.add_argument("dir", nargs="?", default="docs/schema")
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "apikey":
+        return cmd_apikey(args)
+    if args.command == "schema":
+        return cmd_schema(args)
     # run and demo differ only in the default config; both may use the shared model export.
     return cmd_run(args, demo_env())
 

@@ -22,6 +22,7 @@ import uvicorn
 
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
+from events.api_keys import ApiKeys
 from events.bus import Bus, MemoryBus, default_consumer_name
 from events.desk import IncidentDesk
 from events.model import (
@@ -166,6 +167,11 @@ class Runtime:
             end + timedelta(seconds=rec.post_roll_s),
         )  # fmt: skip
 
+    def kecamatan_names(self) -> list[str]:
+        names = [c.kecamatan for c in self.config.cameras if c.kecamatan]
+        names += self.config.intake.kecamatan
+        return sorted(set(names), key=names.index)
+
     def health(self) -> dict[str, object]:
         return {
             "cameras": {cid: str(w.capture.state) for cid, w in self.workers.items()},
@@ -247,6 +253,9 @@ class Runtime:
             snapshot_dir=self.snapshot_dir,
             clip_dir=self.clip_dir,
             health=self.health,
+            desk=self.desk,
+            api_keys=ApiKeys(self.store),
+            kecamatan=self.kecamatan_names(),
         )
         server = self.config.server
         self._web = _QuietServer(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
@@ -13,10 +14,23 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
-from events.model import CameraStatus, ClipRef, Incident, IncidentKind, IncidentState
+from events.api_keys import ApiKeys
+from events.desk import IncidentDesk
+from events.model import (
+    Alert,
+    CameraStatus,
+    ClipRef,
+    Delivery,
+    Incident,
+    IncidentAction,
+    IncidentKind,
+    IncidentState,
+    json_schemas,
+)
 from events.store import Store
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
+from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY, LiveFrames
 
 log = logging.getLogger(__name__)
@@ -46,6 +60,9 @@ class WallboardDeps:
     clip_dir: Path | None
     health: Callable[[], dict[str, object]]
     mjpeg_fps: float = 5.0
+    desk: IncidentDesk | None = None  # intake and OPD answers need it
+    api_keys: ApiKeys | None = None
+    kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
 
 
 def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
@@ -121,11 +138,39 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         camera: str | None = None,
         kind: IncidentKind | None = None,
         state: IncidentState | None = None,
+        kecamatan: str | None = None,
+        opd: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> list[Incident]:
+        for stamp in (since, until):
+            if stamp is not None and stamp.tzinfo is None:
+                raise HTTPException(
+                    422, "since/until need a time zone (e.g. 2026-11-23T08:00+08:00)"
+                )
         return await deps.store.incidents(
-            active=active, camera_id=camera, kind=kind, state=state, limit=limit
-        )
+            active=active, camera_id=camera, kind=kind, state=state, kecamatan=kecamatan,
+            opd_id=opd, since=since, until=until, limit=limit,
+        )  # fmt: skip
+
+    @app.get("/api/incidents/{incident_id}/actions")
+    async def incident_actions(incident_id: str) -> list[IncidentAction]:
+        """The activity log: routing, merges, acknowledgements, comments, state changes."""
+        return await deps.store.actions(incident_id)
+
+    @app.get("/api/incidents/{incident_id}/deliveries")
+    async def incident_deliveries(incident_id: str) -> list[Delivery]:
+        return await deps.store.deliveries(incident_id)
+
+    @app.get("/api/alerts")
+    async def list_alerts(limit: int = Query(default=100, ge=1, le=1000)) -> list[Alert]:
+        return await deps.store.alerts(limit=limit)
+
+    @app.get("/api/schema")
+    async def schema() -> dict[str, dict[str, object]]:
+        """JSON schemas of the event envelope and the records it carries."""
+        return json_schemas()
 
     @app.get("/api/incidents/{incident_id}")
     async def get_incident(incident_id: str) -> Incident:
@@ -153,6 +198,9 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         clip = await deps.store.clip(incident_id)
         path = _stored_file(deps.clip_dir, clip.path if clip else None, "no clip for this incident")
         return FileResponse(path, media_type="video/mp4")
+
+    if deps.desk is not None and deps.api_keys is not None:
+        app.include_router(intake_router(deps.desk, deps.api_keys, set(cameras), deps.kecamatan))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, since: int | None = None) -> None:

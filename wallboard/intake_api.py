@@ -1,0 +1,147 @@
+"""The machine-to-machine API: OPD systems and gateways send alerts and CAP, and answer incidents.
+
+Every call carries the OPD's API key (`Authorization: Bearer pnt_...` or `X-API-Key`); the key
+decides the sender, so one OPD cannot speak for another. Bodies are read with a hard size limit
+before parsing, and every refusal says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.api_keys import ApiKeys
+from events.desk import (
+    OPERATOR_ACTIONS,
+    AlertReceipt,
+    IncidentDesk,
+    TransitionError,
+    UnknownIncident,
+)
+from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
+from events.model import ActionKind, Incident
+
+log = logging.getLogger(__name__)
+_JSON = ("application/json",)
+_XML = ("application/xml", "text/xml", "application/cap+xml")
+
+
+class AlertAccepted(BaseModel):
+    alert_id: str
+    incident_id: str | None
+    duplicate: bool
+
+
+class ActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: ActionKind
+    note: str = Field(default="", max_length=4000)
+    owner: str | None = Field(default=None, max_length=100)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `limit` bytes, whatever Content-Length says."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body is larger than {limit // 1024} KiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"body is larger than {limit // 1024} KiB")
+    return bytes(body)
+
+
+def _content_type(request: Request, allowed: tuple[str, ...]) -> None:
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if value not in allowed:
+        raise HTTPException(
+            415, f"Content-Type must be {' or '.join(allowed)}, not {value or 'missing'!r}"
+        )
+
+
+def _refuse(exc: IntakeError) -> HTTPException:
+    return HTTPException(exc.status, exc.reasons)
+
+
+def intake_router(
+    desk: IncidentDesk, keys: ApiKeys, cameras: set[str], kecamatan: list[str]
+) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["intake"])
+
+    async def opd_of_key(
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> str:
+        key = x_api_key
+        if key is None and authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key:
+            raise HTTPException(401, "an API key is required (Authorization: Bearer <key>)",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        opd = await keys.verify(key)
+        if opd is None:
+            raise HTTPException(401, "API key is not valid or was revoked",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return opd
+
+    def answer(receipts: list[AlertReceipt], response: Response) -> list[AlertAccepted]:
+        fresh = any(not r.duplicate for r in receipts)
+        response.status_code = 201 if fresh else 200
+        return [AlertAccepted(alert_id=r.alert.id, incident_id=r.incident_id,
+                              duplicate=r.duplicate) for r in receipts]  # fmt: skip
+
+    @router.post("/alerts", status_code=201, responses={200: {"description": "a duplicate"}})
+    async def post_alert(
+        request: Request, response: Response, opd: str = Depends(opd_of_key)
+    ) -> AlertAccepted:
+        """One alert from an OPD system or a citizen-report gateway. The alert is stored
+        before this answers; sending the same `id` again is answered 200 and changes nothing."""
+        _content_type(request, _JSON)
+        body = await read_limited(request, MAX_JSON_BYTES)
+        try:
+            alert = parse_alert_json(body, opd, cameras)
+        except IntakeError as exc:
+            raise _refuse(exc) from exc
+        receipt = await desk.receive_alert(alert)
+        log.info("alert=%s from opd=%s incident=%s duplicate=%s", receipt.alert.id, opd,
+                 receipt.incident_id, receipt.duplicate)  # fmt: skip
+        return answer([receipt], response)[0]
+
+    @router.post("/cap", status_code=201)
+    async def post_cap(
+        request: Request, response: Response, opd: str = Depends(opd_of_key)
+    ) -> list[AlertAccepted]:
+        """A CAP 1.2 <alert> (e.g. a BMKG warning relayed by BPBD). DTDs and entities are
+        refused. One alert per configured kecamatan the CAP areas name."""
+        _content_type(request, _XML)
+        body = await read_limited(request, MAX_CAP_BYTES)
+        try:
+            alerts = parse_cap(body, kecamatan)
+        except IntakeError as exc:
+            log.warning("CAP from opd=%s refused: %s", opd, exc)
+            raise _refuse(exc) from exc
+        return answer([await desk.receive_alert(a) for a in alerts], response)
+
+    @router.post("/incidents/{incident_id}/actions", tags=["incidents"])
+    async def post_action(
+        incident_id: str, action: ActionIn, opd: str = Depends(opd_of_key)
+    ) -> Incident:
+        """An OPD answers an incident routed to it: acknowledge, start, comment, resolve."""
+        if action.kind not in OPERATOR_ACTIONS:
+            raise HTTPException(422, f"{action.kind} is recorded by the system, not sent")
+        incident = await desk.store.incident(incident_id)
+        if incident is None or opd not in incident.routed_opds:
+            raise HTTPException(404, f"no incident {incident_id!r} routed to {opd}")
+        try:
+            return await desk.act(incident_id, action.kind, f"opd:{opd}", opd_id=opd,
+                                  note=action.note, owner=action.owner)  # fmt: skip
+        except UnknownIncident as exc:
+            raise HTTPException(404, f"unknown incident {incident_id!r}") from exc
+        except TransitionError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    return router
