@@ -181,7 +181,7 @@ async def test_cap_update_and_cancel_follow_references(
             severity=Severity.HIGH,
             title="Banjir meluas",
             **base,
-        )  # fmt: skip
+        )
     )
     assert upd.incident_id == first.incident_id
     inc = await d.store.incident(first.incident_id)  # type: ignore[arg-type]

@@ -194,8 +194,16 @@ async def test_keys_are_required_valid_and_live(api: Api) -> None:
     assert all(api.keys["bpbd"] not in str(r[0]) for r in rows)  # only hashes at rest
 
 
-def cap(identifier: str, *, status: str = "Actual", msg: str = "Alert", refs: str = "",
-        area: str = "Kec. Kuta, Kab. Badung", severity: str = "Severe", extra: str = "") -> bytes:  # fmt: skip
+def cap(
+    identifier: str,
+    *,
+    status: str = "Actual",
+    msg: str = "Alert",
+    refs: str = "",
+    area: str = "Kec. Kuta, Kab. Badung",
+    severity: str = "Severe",
+    extra: str = "",
+) -> bytes:
     references = f"<references>{refs}</references>" if refs else ""
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="{CAP_NS}">
@@ -242,8 +250,9 @@ async def test_cap_alert_update_and_cancel(api: Api) -> None:
     assert r.status_code == 201
     inc = await api.store.incident(first[0]["incident_id"])
     assert inc is not None and inc.severity == Severity.CRITICAL
-    r = await post_cap(api, cap("BMKG-3", msg="Cancel", refs=ref.replace("-1", "-2"),
-                                area="Kec. Kuta dan Kec. Denpasar Barat"), "application/cap+xml")  # fmt: skip
+    both = "Kec. Kuta dan Kec. Denpasar Barat"
+    cancel = cap("BMKG-3", msg="Cancel", refs=ref.replace("-1", "-2"), area=both)
+    r = await post_cap(api, cancel, "application/cap+xml")
     assert r.status_code == 201
     for item in first:
         inc = await api.store.incident(item["incident_id"])
