@@ -230,6 +230,7 @@ class ActionKind(StrEnum):
     ROUTED = "routed"
     NOTIFIED = "notified"
     ESCALATED = "escalated"
+    MUTED = "muted"  # routed, but not notified: silence, inhibition or duplicate
     MERGED = "merged"
 
 

@@ -23,11 +23,17 @@ def _matches(route: Route, incident: Incident) -> bool:
 
 def route(incident: Incident, routes: Sequence[Route]) -> tuple[str, ...]:
     """OPD ids for an incident: first matching route wins unless it says `continue`."""
-    opds: list[str] = []
+    return tuple(ack_deadlines(incident, routes))
+
+
+def ack_deadlines(incident: Incident, routes: Sequence[Route]) -> dict[str, float]:
+    """OPD id -> seconds it has to acknowledge, from the first matching route naming it."""
+    deadlines: dict[str, float] = {}
     for candidate in routes:
         if not _matches(candidate, incident):
             continue
-        opds.extend(o for o in candidate.opds if o not in opds)
+        for opd in candidate.opds:
+            deadlines.setdefault(opd, candidate.ack_deadline_s)
         if not candidate.continue_:
             break
-    return tuple(opds)
+    return deadlines

@@ -319,6 +319,15 @@ class Store:
         start = since.isoformat() if since else ""
         return await self._run(lambda c: c.execute(sql, (start,)).fetchall())
 
+    async def unanswered(self) -> list[tuple[str, str]]:
+        """(incident, OPD) pairs routed but not yet acknowledged, of incidents still open."""
+        sql = """SELECT o.incident_id, o.opd_id FROM incident_opds o
+                 JOIN incidents i ON i.id = o.incident_id
+                 WHERE o.acknowledged_at IS NULL AND o.resolved_at IS NULL
+                   AND i.state NOT IN ('resolved', 'false_alarm') ORDER BY o.routed_at"""
+        rows = await self._run(lambda c: c.execute(sql).fetchall())
+        return [(str(a), str(b)) for a, b in rows]
+
     async def count_events(self) -> int:
         rows = await self._run(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchall())
         return int(rows[0][0])

@@ -26,7 +26,7 @@ from analytics.config import (
     TamperRule,
     Zone,
 )
-from events.config import IntakeConfig, Opd, Route, Slug
+from events.config import IntakeConfig, NotifyConfig, Opd, Route, Slug
 from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
 from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
@@ -81,6 +81,7 @@ class PantauConfig(Strict):
     bus: Annotated[str, AfterValidator(_bus_setting)] = "memory"
     correlation: CorrelationConfig = CorrelationConfig()
     intake: IntakeConfig = IntakeConfig()
+    notify: NotifyConfig = NotifyConfig()
     detector: DetectorConfig = DetectorConfig()
     motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)

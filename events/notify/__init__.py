@@ -1,0 +1,1 @@
+"""Notifications to OPDs: the message, the channels, and the dispatcher that decides when."""
