@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -96,17 +96,17 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
 
 @pytest.fixture
-def smtp_server() -> AsyncIterator[tuple[Mailbox, int]]:
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     box, port = Mailbox(), free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
-    yield box, port  # type: ignore[misc]
+    yield box, port
     controller.stop()
 
 
