@@ -35,6 +35,7 @@ from events.model import (
     Incident,
     IncidentEvent,
 )
+from events.notify.dispatcher import Dispatcher
 from events.redis_bus import RedisStreamBus
 from events.store import Store
 from ingest.recording import RecordingService
@@ -93,6 +94,15 @@ class Runtime:
             },
         )
         self.detector = Detector(self.config.detector)
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.bus.publish,
+            self.config.opds,
+            self.config.routing,
+            self.config.notify,
+            self.config.correlation,
+            self.config.ui.timezone,
+        )
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
         self._reported: dict[str, CameraState] = {}
@@ -215,6 +225,7 @@ class Runtime:
             )
             await self.recording.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        await self.dispatcher.start(self.bus)
         self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
@@ -287,6 +298,7 @@ class Runtime:
         if self.recording is not None:
             await self.recording.stop()
         await self.hub.stop()
+        await self.dispatcher.stop()
         await self.detector.stop()
         # Let the store writer drain what the bus already holds, then end it.
         await self.bus.close()

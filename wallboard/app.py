@@ -27,6 +27,7 @@ from events.model import (
     IncidentState,
     json_schemas,
 )
+from events.scoreboard import scoreboard
 from events.store import Store
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
@@ -166,6 +167,14 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/alerts")
     async def list_alerts(limit: int = Query(default=100, ge=1, le=1000)) -> list[Alert]:
         return await deps.store.alerts(limit=limit)
+
+    @app.get("/api/scoreboard")
+    async def get_scoreboard(
+        weeks: int = Query(default=8, ge=1, le=104),
+    ) -> list[dict[str, object]]:
+        """Per OPD and ISO week: incidents routed, answered, and p50/p90 seconds to acknowledge
+        and to resolve, counted from when the OPD was told."""
+        return [s.as_dict() for s in await scoreboard(deps.store, deps.ui.timezone, weeks)]
 
     @app.get("/api/schema")
     async def schema() -> dict[str, dict[str, object]]:
