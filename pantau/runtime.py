@@ -24,6 +24,7 @@ from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
 from events.api_keys import ApiKeys
 from events.bus import Bus, MemoryBus, default_consumer_name
+from events.cap_feed import CapFeedPoller
 from events.desk import IncidentDesk
 from events.model import (
     CameraState,
@@ -226,6 +227,9 @@ class Runtime:
             await self.recording.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         await self.dispatcher.start(self.bus)
+        for feed in self.config.intake.cap_feeds:
+            poller = CapFeedPoller(feed, self.kecamatan_names(), self.desk.receive_alert)
+            self._tasks.append(asyncio.create_task(poller.run(), name=f"cap-feed {feed.url}"))
         self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
