@@ -162,6 +162,11 @@ class RedisSubscription:
             if self._closed:
                 raise StopAsyncIteration
             await self._fill()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that raced the blocking read's own timeout can be swallowed inside
+                # the Redis client (seen on Python 3.11): honour it here, or shutdown hangs.
+                raise asyncio.CancelledError
         entry_id, event = self._buffer.popleft()
         self._inflight = (entry_id, event.id)
         return event
