@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
@@ -163,6 +164,17 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/incidents/{incident_id}/deliveries")
     async def incident_deliveries(incident_id: str) -> list[Delivery]:
         return await deps.store.deliveries(incident_id)
+
+    @app.get("/api/deliveries")
+    async def list_deliveries(
+        status: Literal["dead"] | None = None,
+        hours: float = Query(default=24, gt=0, le=24 * 90),
+        limit: int = Query(default=200, ge=1, le=1000),
+    ) -> list[Delivery]:
+        """Notification outcomes, newest first; `status=dead` for the ones that gave up."""
+        since = datetime.now(UTC) - timedelta(hours=hours)
+        found = await deps.store.deliveries(dead_only=status == "dead", limit=limit)
+        return [d for d in found if d.at >= since]
 
     @app.get("/api/alerts")
     async def list_alerts(limit: int = Query(default=100, ge=1, le=1000)) -> list[Alert]:

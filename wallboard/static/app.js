@@ -9,6 +9,8 @@ const state = {
   health: new Map(),       // id -> CameraStatus
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
+  dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
+  detailId: null,          // incident shown in the dialog
   wall: null,
   order: [],               // camera ids in tile order; order[0] is the focus tile
   seq: null,
@@ -132,12 +134,28 @@ function renderTimeline() {
       el("span", { class: "kind" }, tk("kind", inc.kind)),
       el("span", { class: "sev" }, tk("severity", inc.severity)),
       el("time", {}, fmtTime(inc.started_at))),
-    el("div", { class: "row2" }, `${cam.name}${inc.kecamatan ? " · " + inc.kecamatan : ""}`),
+    el("div", { class: "row2" }, [cam.name || sourceNames(inc), inc.desa, inc.kecamatan]
+      .filter(Boolean).join(" · ")),
     el("div", { class: "row3" },
       el("span", {}, count),
       el("span", { class: "badge" }, inc.active ? t("active") : t("ended")),
-      el("span", { class: "badge" }, tk("state", inc.state)))));
+      el("span", { class: "badge" }, tk("state", inc.state)),
+      inc.exercise ? el("span", { class: "badge exercise" }, t("exercise")) : null,
+      inc.sources && inc.sources.length > 1
+        ? el("span", { class: "badge" }, `${inc.sources.length} ${t("sources")}`) : null)));
   }
+}
+
+function sourceNames(inc) {
+  return (inc.sources || []).map((s) => `${tk("source", s.kind)} ${s.name}`).join(", ");
+}
+
+function renderDead() {
+  const badge = $("#dead");
+  badge.hidden = state.dead.size === 0;
+  badge.textContent = `⚠ ${state.dead.size} ${t("dead_deliveries")}`;
+  badge.title = [...state.dead.values()]
+    .map((d) => `${d.opd_id} · ${d.channel} ${d.target}: ${d.error || ""}`).join("\n");
 }
 
 function renderHealth() {
@@ -152,20 +170,56 @@ function renderHealth() {
   }
 }
 
-function renderAll() { renderGrid(); renderTimeline(); renderHealth(); }
+function renderAll() { renderGrid(); renderTimeline(); renderHealth(); renderDead(); }
+
+async function getJson(url, fallback) {
+  try {
+    const res = await fetch(url);
+    return res.ok ? await res.json() : fallback;
+  } catch (e) { return fallback; }
+}
+
+function deliveryList(inc, deliveries) {
+  // The latest outcome per OPD and channel: what the operator needs is "did they get it?"
+  const latest = new Map();
+  for (const d of deliveries) {
+    const key = `${d.opd_id}|${d.channel}|${d.target}`;
+    if (!latest.has(key) || latest.get(key).at < d.at) latest.set(key, d);
+  }
+  const items = (inc.routed_opds || []).map((opd) => {
+    const mine = [...latest.values()].filter((d) => d.opd_id === opd);
+    return el("li", {}, el("b", {}, opd), " ",
+      mine.length ? mine.map((d) => el("span", { class: `badge dlv-${d.status}` },
+        `${d.channel}: ${tk("delivery", d.status)}${d.attempts > 1 ? ` (${d.attempts}×)` : ""}`))
+        : el("span", { class: "muted" }, t("not_sent_yet")));
+  });
+  return items.length ? el("ul", { class: "deliveries" }, ...items) : el("p", { class: "muted" }, "—");
+}
+
+function activityList(actions) {
+  return el("ol", { class: "activity" }, ...actions.slice(-30).map((a) => el("li", {},
+    el("time", {}, fmtTime(a.at)), " ", el("b", {}, tk("action", a.kind)), " ",
+    `${a.actor}${a.opd_id && a.actor === "system" ? " → " + a.opd_id : ""}${a.note ? ": " + a.note : ""}`)));
+}
 
 async function showDetail(id) {
   const inc = state.incidents.get(id);
   if (!inc) return;
   const dlg = $("#detail");
+  state.detailId = id;
   if (!state.clips.has(id)) {
     const res = await fetch(`/api/incidents/${encodeURIComponent(id)}/clip`);
     if (res.ok) state.clips.set(id, await res.json());
   }
+  const base = `/api/incidents/${encodeURIComponent(id)}`;
+  const [actions, deliveries] = await Promise.all([
+    getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, [])]);
   const clip = state.clips.get(id);
-  const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id };
+  const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.kecamatan || "" };
   dlg.replaceChildren(
-    el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`),
+    el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`, inc.exercise
+      ? el("span", { class: "badge exercise" }, t("exercise")) : null),
+    el("p", { class: "title" }, inc.title),
     clip
       ? el("video", { class: "clip", src: `/api/incidents/${inc.id}/clip.mp4`, controls: "",
         autoplay: "", muted: "", playsinline: "", poster: inc.snapshot_ref ? `/api/incidents/${inc.id}/snapshot.jpg` : "" })
@@ -175,9 +229,14 @@ async function showDetail(id) {
       el("dt", {}, t("started")), el("dd", {}, fmtTime(inc.started_at)),
       el("dt", {}, t("ended_at")), el("dd", {}, inc.ended_at ? fmtTime(inc.ended_at) : "—"),
       el("dt", {}, t("peak")), el("dd", {}, `${inc.peak_count ?? "—"} (${t("threshold")} ${inc.threshold ?? "—"})`),
-      el("dt", {}, t("routed")), el("dd", {}, (inc.routed_opds || []).join(", ") || "—")),
+      el("dt", {}, t("place")), el("dd", {}, [inc.desa, inc.kecamatan].filter(Boolean).join(", ") || "—"),
+      el("dt", {}, t("sources")), el("dd", {}, el("ul", { class: "sources" }, ...(inc.sources || []).map((s) =>
+        el("li", {}, el("b", {}, `${tk("source", s.kind)} ${s.name}`), ` ${s.summary}`,
+          s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
+    el("h4", {}, t("routed")), deliveryList(inc, deliveries),
+    el("h4", {}, t("activity")), activityList(actions),
     el("button", { class: "btn", onclick: () => dlg.close() }, t("close")));
-  dlg.showModal();
+  if (!dlg.open) dlg.showModal();
 }
 
 // ---- data -------------------------------------------------------------------------------
@@ -198,15 +257,30 @@ function handle(msg) {
     state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
     state.seq = msg.seq;
+    loadDead();
     renderAll();
     return;
   }
   if (state.seq !== null && msg.seq <= state.seq) return;  // already in the snapshot
   state.seq = msg.seq;
-  if (msg.type.startsWith("incident.")) onIncident(msg.type, msg.event.incident);
-  else if (msg.type === "camera.status") state.health.set(msg.event.status.camera_id, msg.event.status);
-  else if (msg.type === "clip.ready") state.clips.set(msg.event.clip.incident_id, msg.event.clip);
+  const ev = msg.event;
+  if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
+  else if (msg.type === "camera.status") state.health.set(ev.status.camera_id, ev.status);
+  else if (msg.type === "clip.ready") state.clips.set(ev.clip.incident_id, ev.clip);
+  else if (msg.type === "notification.delivery") {
+    if (ev.delivery.status === "dead") state.dead.set(ev.delivery.id, ev.delivery);
+    else state.dead.delete(ev.delivery.id);
+  }
+  const about = ev && (ev.incident ? ev.incident.id : ev.action ? ev.action.incident_id
+    : ev.delivery ? ev.delivery.incident_id : null);
+  if (about && about === state.detailId && $("#detail").open) showDetail(about);
   renderAll();
+}
+
+async function loadDead() {
+  const dead = await getJson("/api/deliveries?status=dead&hours=24", []);
+  state.dead = new Map(dead.map((d) => [d.id, d]));
+  renderDead();
 }
 
 function connect() {
@@ -253,6 +327,7 @@ async function boot() {
     localStorage.setItem("pantau.muted", state.muted ? "1" : "0");
     applyLanguage();
   });
+  $("#detail").addEventListener("close", () => { state.detailId = null; });
   applyLanguage();
   tick(); setInterval(tick, 1000);
   connect();
