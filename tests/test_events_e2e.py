@@ -85,8 +85,9 @@ async def test_camera_and_citizen_become_one_incident_delivered_and_acknowledged
                     opened = msg["event"]["incident"]
             assert opened is not None and opened["routed_opds"] == ["satpol-pp"]
 
-            report = {"id": "lapor-77", "source": "citizen", "kind": "crowd",
-                      "title": "Massa berkumpul di alun-alun", "camera_id": "plaza-cam"}  # fmt: skip
+            title = "Massa berkumpul di alun-alun"
+            report = {"id": "lapor-77", "source": "citizen", "kind": "crowd", "title": title,
+                      "camera_id": "plaza-cam"}  # fmt: skip
             r = await http.post("/api/alerts", json=report, headers={"X-API-Key": key})
             assert r.status_code == 201 and r.json()["incident_id"] == opened["id"]
             merged = None
