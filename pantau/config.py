@@ -136,6 +136,19 @@ class PantauConfig(Strict):
                             f"camera {cam_id!r} is not defined",
                         )
                     )
+        for si, silence in enumerate(self.notify.silences):
+            for field_name, known, values in (
+                ("cameras", cams, silence.cameras),
+                ("opds", opds, silence.opds),
+            ):
+                for vi, value in enumerate(values):
+                    if value not in known:
+                        problems.append(
+                            (
+                                ("notify", "silences", si, field_name, vi),
+                                f"{field_name[:-1]} {value!r} is not defined",
+                            )
+                        )
         for wi, wall in enumerate(self.walls):
             for ci, cam_id in enumerate(wall.cameras):
                 if cam_id not in cams:

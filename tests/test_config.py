@@ -233,3 +233,22 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
         "cameras.yaml:25: walls[0].layout: Input should be '1x1', '2x2', '3x3' or '4x4'"
     )
     assert "Traceback" not in bad.stderr
+
+
+def test_events_sections_are_checked(tmp_path: Path) -> None:
+    text = (REPO / "cameras.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "  silences: []                 # maintenance windows, e.g.",
+        "  silences:\n"
+        "    - {id: x, starts_at: '2026-12-01T08:00:00+08:00', ends_at: '2026-12-01T07:00:00+08:00',"
+        " author: sari}\n"
+        "    - {id: y, starts_at: '2026-12-01T08:00:00+08:00', ends_at: '2026-12-01T09:00:00+08:00',"
+        " author: sari, cameras: [nope]}",
+    ).replace("bus: memory ", "bus: rabbit ")
+    path = tmp_path / "cameras.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    problems = err.value.problems
+    assert any(": bus: must be `memory` or a Redis URL" in p for p in problems), problems
+    assert any("notify.silences[0]: ends_at must be after starts_at" in p for p in problems), problems
