@@ -240,10 +240,8 @@ def test_events_sections_are_checked(tmp_path: Path) -> None:
     text = text.replace(
         "  silences: []                 # maintenance windows, e.g.",
         "  silences:\n"
-        "    - {id: x, starts_at: '2026-12-01T08:00:00+08:00', ends_at: '2026-12-01T07:00:00+08:00',"
-        " author: sari}\n"
-        "    - {id: y, starts_at: '2026-12-01T08:00:00+08:00', ends_at: '2026-12-01T09:00:00+08:00',"
-        " author: sari, cameras: [nope]}",
+        "    - {id: x, author: sari, starts_at: '2026-12-01T08:00:00+08:00',"
+        " ends_at: '2026-12-01T07:00:00+08:00'}",
     ).replace("bus: memory ", "bus: rabbit ")
     path = tmp_path / "cameras.yaml"
     path.write_text(text, encoding="utf-8")
@@ -251,4 +249,6 @@ def test_events_sections_are_checked(tmp_path: Path) -> None:
         load(path)
     problems = err.value.problems
     assert any(": bus: must be `memory` or a Redis URL" in p for p in problems), problems
-    assert any("notify.silences[0]: ends_at must be after starts_at" in p for p in problems), problems
+    assert any("notify.silences[0]: ends_at must be after starts_at" in p for p in problems), (
+        problems
+    )
