@@ -93,16 +93,22 @@ def find_match(
     exercise: bool,
     candidates: Iterable[Incident],
     config: CorrelationConfig,
+    until: datetime | None = None,
 ) -> tuple[Incident, str] | None:
-    """The open incident this report belongs to (the oldest that fits), with the reason."""
+    """The open incident this report belongs to (the oldest that fits), with the reason.
+
+    The report covers `at` .. `until` (a warning is valid until it expires); the incident covers
+    its start .. its end (or now), widened by the window on both sides.
+    """
     window = timedelta(seconds=config.window_s)
+    until = max(until or at, at)
     best: tuple[Incident, str] | None = None
     for inc in candidates:
         if inc.kind != kind or inc.exercise != exercise or inc.state.closed:
             continue
         if not inc.active and inc.ended_at is not None and at - inc.ended_at > window:
             continue
-        if inc.started_at - window > at:
+        if inc.started_at - window > until:
             continue
         reason = same_place(place_of(inc), place, config.distance_m)
         if reason and (best is None or inc.started_at < best[0].started_at):

@@ -308,7 +308,10 @@ class IncidentDesk:
     ) -> tuple[Incident, str] | None:
         window = timedelta(seconds=self.correlation.window_s)
         candidates = await self.store.incidents(kind=kind, open_or_since=at - window, limit=500)
-        return find_match(item.kind, place_of(item), at, exercise, candidates, self.correlation)
+        until = item.expires_at if isinstance(item, Alert) else None
+        return find_match(
+            item.kind, place_of(item), at, exercise, candidates, self.correlation, until
+        )
 
     def _log(
         self, incident_id: str, kind: ActionKind, note: str, opd: str | None = None

@@ -260,3 +260,27 @@ async def test_workflow_state_machine_and_activity_log(
     assert times["polres"][4] == times["satpol-pp"][4] == clock.t.isoformat()
     assert [i.id for i in await d.store.incidents(opd_id="satpol-pp")] == [inc.id]
     assert await d.store.incidents(opd_id="bpbd") == []
+
+
+async def test_a_warning_sent_hours_ago_still_valid_joins_a_new_camera_incident(
+    desk: tuple[IncidentDesk, list[AnyEvent]], clock: Clock
+) -> None:
+    d, _ = desk
+    cap = alert(source=SourceKind.CAP, sender="bmkg", external_id="W", desa=None,
+                expires_at=T0 + timedelta(hours=24))  # fmt: skip
+    r = await d.receive_alert(cap)
+    clock.advance(6 * 3600)  # the camera sees water six hours later, the warning still holds
+    inc = await d.observe(opened(detection(started_at=clock.t, updated_at=clock.t)))
+    assert inc.id == r.incident_id
+    assert [s.kind for s in inc.sources] == [SourceKind.CAP, SourceKind.CAMERA]
+    assert inc.severity == Severity.HIGH  # medium camera flood confirmed by the warning
+
+
+async def test_an_old_report_does_not_join_a_later_incident(
+    desk: tuple[IncidentDesk, list[AnyEvent]], clock: Clock
+) -> None:
+    d, _ = desk
+    clock.advance(6 * 3600)
+    cam = await d.observe(opened(detection(started_at=clock.t, updated_at=clock.t)))
+    stale = await d.receive_alert(alert(external_id="OLD", sent_at=T0))  # 6 h old, no expiry
+    assert stale.incident_id != cam.id

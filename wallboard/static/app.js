@@ -179,7 +179,7 @@ async function getJson(url, fallback) {
   } catch (e) { return fallback; }
 }
 
-function deliveryList(inc, deliveries) {
+function deliveryList(inc, deliveries, actions) {
   // The latest outcome per OPD and channel: what the operator needs is "did they get it?"
   const latest = new Map();
   for (const d of deliveries) {
@@ -191,9 +191,15 @@ function deliveryList(inc, deliveries) {
     return el("li", {}, el("b", {}, opd), " ",
       mine.length ? mine.map((d) => el("span", { class: `badge dlv-${d.status}` },
         `${d.channel}: ${tk("delivery", d.status)}${d.attempts > 1 ? ` (${d.attempts}×)` : ""}`))
-        : el("span", { class: "muted" }, t("not_sent_yet")));
+        : el("span", { class: "muted" }, lastNote(actions, opd) || t("not_sent_yet")));
   });
   return items.length ? el("ul", { class: "deliveries" }, ...items) : el("p", { class: "muted" }, "—");
+}
+
+function lastNote(actions, opd) {
+  // Why nothing was delivered: muted (silence, inhibition, duplicate) or no channel set up.
+  const hit = actions.filter((a) => a.opd_id === opd && ["notified", "muted"].includes(a.kind)).pop();
+  return hit ? `${tk("action", hit.kind)}: ${hit.note}` : null;
 }
 
 function activityList(actions) {
@@ -233,7 +239,7 @@ async function showDetail(id) {
       el("dt", {}, t("sources")), el("dd", {}, el("ul", { class: "sources" }, ...(inc.sources || []).map((s) =>
         el("li", {}, el("b", {}, `${tk("source", s.kind)} ${s.name}`), ` ${s.summary}`,
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
-    el("h4", {}, t("routed")), deliveryList(inc, deliveries),
+    el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions),
     el("h4", {}, t("activity")), activityList(actions),
     el("button", { class: "btn", onclick: () => dlg.close() }, t("close")));
   if (!dlg.open) dlg.showModal();
