@@ -61,3 +61,21 @@ async def test_wal_mode(tmp_path: Path) -> None:
     await store.close()
     mode = sqlite3.connect(tmp_path / "w.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+async def test_queries_by_kecamatan_state_and_open_or_recent(tmp_path: Path) -> None:
+    from events.model import IncidentState
+
+    store = Store(tmp_path / "k.db")
+    await store.open()
+    base = make_incident()
+    a = make_incident(kecamatan="Kuta")
+    b = make_incident(kecamatan="Mengwi", state=IncidentState.RESOLVED,
+                      updated_at=base.updated_at - timedelta(hours=3))  # fmt: skip
+    for inc in (a, b):
+        await store.append(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=inc))
+    assert [i.id for i in await store.incidents(kecamatan="Kuta")] == [a.id]
+    assert [i.id for i in await store.incidents(state=IncidentState.RESOLVED)] == [b.id]
+    recent = await store.incidents(open_or_since=base.updated_at - timedelta(hours=1))
+    assert [i.id for i in recent] == [a.id]  # b is closed and older than the hour
+    await store.close()
