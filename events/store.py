@@ -126,6 +126,35 @@ MIGRATIONS: list[str] = [
         body TEXT NOT NULL
     );
     """,
+    # The wallboard's people: accounts, login sessions and the audit log live in the same
+    # database so one backup holds everything; wallboard/auth.py is their only user.
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        password TEXT NOT NULL,
+        role TEXT NOT NULL,
+        opd_id TEXT,
+        display_name TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        username TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT NOT NULL DEFAULT '',
+        ip TEXT
+    );
+    CREATE INDEX audit_at ON audit(at);
+    """,
 ]
 
 

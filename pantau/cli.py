@@ -128,6 +128,50 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """Accounts for the wall: add (or change) one, list them, disable one."""
+    import getpass
+
+    from events.store import Store
+    from wallboard.auth import Accounts, Role
+
+    path = Path(args.config)
+    config = _load_or_exit(path, demo_env())
+    store = Store(path.resolve().parent / config.storage.data_dir / "pantau.db")
+
+    async def run() -> int:
+        await store.open()
+        try:
+            accounts = Accounts(store)
+            if args.action == "add":
+                if args.opd and args.opd not in {o.id for o in config.opds}:
+                    sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
+                    return EXIT_INVALID_CONFIG
+                password = os.environ.get("PANTAU_PASSWORD") or getpass.getpass("password: ")
+                try:
+                    user = await accounts.add(args.username, password, Role(args.role),
+                                              args.name, args.opd)  # fmt: skip
+                except ValueError as exc:
+                    sys.stderr.write(f"{exc}\n")
+                    return 1
+                sys.stdout.write(f"{user.username}\t{user.role}\t{user.opd_id or ''}\n")
+            elif args.action == "disable":
+                if not await accounts.disable(args.username):
+                    sys.stderr.write(f"no user {args.username!r}\n")
+                    return 1
+            else:
+                for user, off in await accounts.all():
+                    state = "disabled" if off else "active"
+                    sys.stdout.write(
+                        f"{user.username}\t{user.role}\t{user.opd_id or ''}\t{state}\n"
+                    )
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the published JSON schemas (event envelope, incident, alert, ...) to a folder."""
     import json
@@ -167,6 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     key_sub.add_parser("list", help="list keys (never the keys themselves)")
     k_revoke = key_sub.add_parser("revoke", help="revoke a key by its id")
     k_revoke.add_argument("id")
+    p_user = sub.add_parser("user", help="accounts for the wall (roles, OPD users)")
+    p_user.add_argument("--config", default="cameras.yaml")
+    user_sub = p_user.add_subparsers(dest="action", required=True)
+    u_add = user_sub.add_parser("add", help="add or change an account (password from "
+                                "PANTAU_PASSWORD or a prompt)")  # fmt: skip
+    u_add.add_argument("username")
+    u_add.add_argument("--role", required=True,
+                       choices=["viewer", "operator", "supervisor", "admin", "opd"])  # fmt: skip
+    u_add.add_argument("--opd", default=None, help="the OPD of an opd user")
+    u_add.add_argument("--name", default="", help="name shown on the wall")
+    user_sub.add_parser("list", help="list accounts")
+    u_off = user_sub.add_parser("disable", help="disable an account and end its sessions")
+    u_off.add_argument("username")
     p_schema = sub.add_parser("schema", help="write the events' JSON schemas to a folder")
     p_schema.add_argument("dir", nargs="?", default="docs/schema")
     args = parser.parse_args(argv)
@@ -175,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_check(args)
     if args.command == "apikey":
         return cmd_apikey(args)
+    if args.command == "user":
+        return cmd_user(args)
     if args.command == "schema":
         return cmd_schema(args)
     # run and demo differ only in the default config; both may use the shared model export.

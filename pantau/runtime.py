@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from pantau import demo_media
 from pantau.config import PantauConfig
 from pantau.rtsp_server import RtspTestServer
 from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.auth import Accounts, Role
 from wallboard.hub import Hub
 from wallboard.live import LiveFrames
 
@@ -82,6 +85,7 @@ class Runtime:
         self.clip_dir = self.data_dir / "clips"
         self.recording: RecordingService | None = None
         self.store = Store(self.data_dir / "pantau.db")
+        self.accounts = Accounts(self.store)
         self.bus = make_bus(self.config.bus)
         self.desk = IncidentDesk(
             self.store,
@@ -209,6 +213,7 @@ class Runtime:
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
+        await self._first_account()
         if self.config.demo is not None:
             streams = await asyncio.to_thread(self._prepare_demo_clips)
             self.rtsp = RtspTestServer(streams, port=self.config.demo.rtsp_port)
@@ -244,6 +249,21 @@ class Runtime:
             await worker.start()
         await self._start_web()
 
+    async def _first_account(self) -> None:
+        """With no account yet: an admin from PANTAU_ADMIN_PASSWORD, or in the demo one with a
+        random password written to the log (a fixed default password would outlive the demo)."""
+        if await self.accounts.all():
+            return
+        password = os.environ.get("PANTAU_ADMIN_PASSWORD")
+        if password is None and self.config.demo is None:
+            log.warning("no accounts yet: create one with `pantau user add <name> --role admin`")
+            return
+        shown = password is None
+        password = password or secrets.token_urlsafe(9)
+        await self.accounts.add("admin", password, Role.ADMIN, "Administrator")
+        if shown:
+            log.warning("demo login: admin / %s  (set your own: pantau user add)", password)
+
     def _prepare_demo_clips(self) -> dict[str, Path]:
         demo = self.config.demo
         assert demo is not None
@@ -268,6 +288,7 @@ class Runtime:
             snapshot_dir=self.snapshot_dir,
             clip_dir=self.clip_dir,
             health=self.health,
+            accounts=self.accounts,
             desk=self.desk,
             api_keys=ApiKeys(self.store),
             kecamatan=self.kecamatan_names(),

@@ -180,3 +180,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+TEST_PASSWORD = "test-password-1"
+
+
+async def staff_token(runtime: Runtime, role: str = "admin", opd: str | None = None) -> str:
+    """A session token of a fresh account with `role` on a running runtime."""
+    from wallboard.auth import Role
+
+    name = f"t-{role}-{opd or 'cc'}"
+    await runtime.accounts.add(name, TEST_PASSWORD, Role(role), opd_id=opd)
+    found = await runtime.accounts.login(name, TEST_PASSWORD)
+    assert found is not None
+    return found[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -23,19 +23,28 @@ import websockets
 from pantau.config import load
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
-from tests.conftest import REPO, free_port, write_config
+from tests.conftest import (
+    REPO,
+    TEST_PASSWORD,
+    bearer,
+    free_port,
+    staff_token,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def http_get(url: str) -> tuple[int, bytes, str]:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes, str]:
+    request = urllib.request.Request(url, headers=bearer(token) if token else {})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return resp.status, resp.read(), resp.headers.get("content-type", "")
 
 
 async def test_people_on_camera_reach_the_wall_as_an_incident(running: Runtime) -> None:
     base = f"127.0.0.1:{running.web_port}"
-    async with websockets.connect(f"ws://{base}/ws") as ws:
+    token = await staff_token(running, "viewer")
+    async with websockets.connect(f"ws://{base}/ws", additional_headers=bearer(token)) as ws:
         snapshot = json.loads(await ws.recv())
         assert snapshot["type"] == "snapshot"
         started = time.monotonic()
@@ -50,28 +59,42 @@ async def test_people_on_camera_reach_the_wall_as_an_incident(running: Runtime) 
     assert incident["peak_count"] >= 2 and incident["threshold"] == 2
     assert incident["kecamatan"] == "Kota" and incident["routed_opds"] == ["satpol-pp"]
 
-    status, body, _ = await asyncio.to_thread(http_get, f"http://{base}/api/incidents")
+    status, body, _ = await asyncio.to_thread(http_get, f"http://{base}/api/incidents", token)
     assert status == 200 and incident["id"] in {i["id"] for i in json.loads(body)}
     _, jpeg, ctype = await asyncio.to_thread(
-        http_get, f"http://{base}/api/incidents/{incident['id']}/snapshot.jpg"
+        http_get, f"http://{base}/api/incidents/{incident['id']}/snapshot.jpg", token
     )
     assert ctype == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
     _, frame, _ = await asyncio.to_thread(
-        http_get, f"http://{base}/api/cameras/plaza-cam/frame.jpg"
+        http_get, f"http://{base}/api/cameras/plaza-cam/frame.jpg", token
     )
     assert frame[:2] == b"\xff\xd8"
-    _, health, _ = await asyncio.to_thread(http_get, f"http://{base}/healthz")
+    _, health, _ = await asyncio.to_thread(http_get, f"http://{base}/api/health", token)
     assert json.loads(health)["cameras"] == {"plaza-cam": "online"}
     stored = await running.store.incident(incident["id"])
     assert stored is not None and stored.kind == "crowd"
 
 
-def wait_http(url: str, predicate: Callable[[dict], bool], timeout: float) -> dict:  # type: ignore[type-arg]
+def http_login(base: str, username: str, password: str) -> str:
+    body = json.dumps({"username": username, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{base}/api/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return str(json.loads(resp.read())["token"])
+
+
+def wait_http(
+    url: str,
+    predicate: Callable[[dict], bool],  # type: ignore[type-arg]
+    timeout: float,
+    token: str | None = None,
+) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     last: dict = {}  # type: ignore[type-arg]
     while time.monotonic() < deadline:
         try:
-            last = json.loads(http_get(url)[1])
+            last = json.loads(http_get(url, token)[1])
             if predicate(last):
                 return last
         except OSError:
@@ -92,7 +115,7 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int)
     )
     with path.open("a", encoding="utf-8") as fh:
         fh.write(f"demo:\n  rtsp_port: {rtsp_port}\n  streams: [{{path: plaza, clip: builtin}}]\n")
-    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    env = {**os.environ, "YOLO_OFFLINE": "1", "PANTAU_ADMIN_PASSWORD": TEST_PASSWORD}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pantau.cli", "run", str(path)],
         cwd=REPO,
@@ -101,10 +124,13 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, model_path: Path, sig: int)
         stderr=subprocess.PIPE,
     )
     try:
+        wait_http(f"http://127.0.0.1:{web_port}/healthz", lambda h: h["ok"], 90)
+        token = http_login(f"http://127.0.0.1:{web_port}", "admin", TEST_PASSWORD)
         wait_http(
-            f"http://127.0.0.1:{web_port}/healthz",
+            f"http://127.0.0.1:{web_port}/api/health",
             lambda h: h["cameras"].get("plaza-cam") == "online",
             90,
+            token,
         )
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("gst_rtsp_serve" in " ".join(c.cmdline()) for c in children)
@@ -130,7 +156,9 @@ async def test_closed_incident_gets_a_playable_clip(
     recording_runtime: Runtime, tmp_path: Path, ffprobe: str
 ) -> None:
     runtime = recording_runtime
-    async with websockets.connect(f"ws://127.0.0.1:{runtime.web_port}/ws") as ws:
+    token = await staff_token(runtime, "viewer")
+    url = f"ws://127.0.0.1:{runtime.web_port}/ws"
+    async with websockets.connect(url, additional_headers=bearer(token)) as ws:
         clip = closed = None
         deadline = time.monotonic() + 120
         while clip is None and time.monotonic() < deadline:
@@ -142,7 +170,7 @@ async def test_closed_incident_gets_a_playable_clip(
     assert closed is not None and clip is not None, "no clip within 120 s"
     assert clip["incident_id"] == closed["id"] and clip["camera_id"] == "lobby"
     url = f"http://127.0.0.1:{runtime.web_port}/api/incidents/{closed['id']}/clip.mp4"
-    status, body, ctype = await asyncio.to_thread(http_get, url)
+    status, body, ctype = await asyncio.to_thread(http_get, url, token)
     assert status == 200 and ctype == "video/mp4"
     local = tmp_path / "got.mp4"
     local.write_bytes(body)
@@ -178,21 +206,24 @@ async def test_credentials_never_reach_logs_api_or_page(
     await runtime.start()
     try:
         base = f"http://127.0.0.1:{runtime.web_port}"
+        token = await staff_token(runtime)
         await asyncio.to_thread(
-            wait_http, f"{base}/healthz", lambda h: h["cameras"]["plaza-cam"] == "online", 30
-        )
+            wait_http, f"{base}/api/health", lambda h: h["cameras"]["plaza-cam"] == "online", 30,
+            token,
+        )  # fmt: skip
         await asyncio.sleep(2)  # let the recorder and the wrong-password camera log
         seen = []
         for endpoint in (
             "/api/cameras",
             "/api/ui",
-            "/healthz",
+            "/api/health",
             "/openapi.json",
             "/wall/utama",
             "/api/incidents",
         ):
-            seen.append((await asyncio.to_thread(http_get, base + endpoint))[1].decode())
-        async with websockets.connect(f"ws://127.0.0.1:{runtime.web_port}/ws") as ws:
+            seen.append((await asyncio.to_thread(http_get, base + endpoint, token))[1].decode())
+        ws_url = f"ws://127.0.0.1:{runtime.web_port}/ws"
+        async with websockets.connect(ws_url, additional_headers=bearer(token)) as ws:
             seen.append(await ws.recv())  # type: ignore[arg-type]
         cameras = json.loads(seen[0])
         assert cameras[0]["url_masked"].startswith("rtsp://admin:***@127.0.0.1:")

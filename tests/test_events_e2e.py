@@ -20,6 +20,7 @@ from pantau.config import load
 from pantau.redis_server import RedisServer
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
+from tests.conftest import bearer, staff_token
 from tests.test_notify import Receiver, receiver  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -72,9 +73,10 @@ async def test_camera_and_citizen_become_one_incident_delivered_and_acknowledged
     try:
         base = f"127.0.0.1:{runtime.web_port}"
         _, key = await ApiKeys(runtime.store).create("satpol-pp", "gateway lapor")
+        token = await staff_token(runtime, "viewer")
         async with (
-            websockets.connect(f"ws://{base}/ws") as ws,
-            httpx.AsyncClient(base_url=f"http://{base}", timeout=10) as http,
+            websockets.connect(f"ws://{base}/ws", additional_headers=bearer(token)) as ws,
+            httpx.AsyncClient(base_url=f"http://{base}", timeout=10, headers=bearer(token)) as http,
         ):
             assert json.loads(await ws.recv())["type"] == "snapshot"
             opened = None

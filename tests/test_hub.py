@@ -24,6 +24,7 @@ from events.model import (
 from events.store import Store
 from tests.test_model import make_incident
 from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.auth import SESSION_COOKIE, Accounts, Role
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.live import LiveFrames
@@ -35,11 +36,32 @@ class NoFrames:
 
 
 class Harness:
-    def __init__(self, store: Store, bus: MemoryBus, hub: Hub, port: int) -> None:
+    def __init__(
+        self, store: Store, bus: MemoryBus, hub: Hub, port: int, accounts: Accounts
+    ) -> None:
         self.store, self.bus, self.hub, self.port = store, bus, hub, port
+        self.accounts = accounts
+        self.tokens: dict[str, str] = {}
 
     def url(self, since: int | None = None) -> str:
         return f"ws://127.0.0.1:{self.port}/ws" + (f"?since={since}" if since is not None else "")
+
+    async def login(self, role: str = "viewer", opd: str | None = None) -> dict[str, str]:
+        key = f"{role}-{opd}"
+        if key not in self.tokens:
+            name = f"u-{role}-{opd or 'cc'}"
+            await self.accounts.add(name, "hub-password-1", Role(role), opd_id=opd)
+            found = await self.accounts.login(name, "hub-password-1")
+            assert found is not None
+            self.tokens[key] = found[1]
+        return {"Cookie": f"{SESSION_COOKIE}={self.tokens[key]}"}
+
+    async def connect(
+        self, since: int | None = None, role: str = "viewer", opd: str | None = None
+    ) -> websockets.ClientConnection:
+        return await websockets.connect(
+            self.url(since), additional_headers=await self.login(role, opd)
+        )
 
     async def publish(self, event: object) -> None:
         await self.store.append(event)  # type: ignore[arg-type]
@@ -55,6 +77,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async def open_incidents() -> list:  # type: ignore[type-arg]
         return await store.incidents(active=True)
 
+    accounts = Accounts(store)
     hub = Hub(open_incidents, {"walls": [{"id": "utama"}]}, history=8)
     hub.start(await bus.subscribe("wallboard"))
     deps = WallboardDeps(
@@ -67,6 +90,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         snapshot_dir=None,
         clip_dir=None,
         health=lambda: {},
+        accounts=accounts,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
@@ -75,7 +99,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     while not server.started:
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield Harness(store, bus, hub, port)
+    yield Harness(store, bus, hub, port, accounts)
     server.should_exit = True
     await task
     await hub.stop()
@@ -95,7 +119,7 @@ async def test_snapshot_then_deltas(harness: Harness) -> None:
     first = opened()
     await harness.publish(first)
     await asyncio.sleep(0.05)
-    async with websockets.connect(harness.url()) as ws:
+    async with await harness.connect() as ws:
         snap = await recv(ws)
         assert snap["type"] == "snapshot" and snap["seq"] == 1
         assert [i["id"] for i in snap["incidents"]] == [first.incident.id]
@@ -112,13 +136,13 @@ async def test_snapshot_then_deltas(harness: Harness) -> None:
 
 
 async def test_resume_gets_exactly_what_was_missed(harness: Harness) -> None:
-    async with websockets.connect(harness.url()) as ws:
+    async with await harness.connect() as ws:
         seq = (await recv(ws))["seq"]
     missed = [opened() for _ in range(3)]
     for event in missed:
         await harness.publish(event)
     await asyncio.sleep(0.05)
-    async with websockets.connect(harness.url(since=seq)) as ws:
+    async with await harness.connect(since=seq) as ws:
         got = [await recv(ws) for _ in range(3)]
         assert [g["seq"] for g in got] == [seq + 1, seq + 2, seq + 3]
         assert [g["event"]["incident"]["id"] for g in got] == [e.incident.id for e in missed]
@@ -130,7 +154,7 @@ async def test_resume_too_old_gets_snapshot(harness: Harness) -> None:
     for _ in range(12):  # history keeps 8
         await harness.publish(opened())
     await asyncio.sleep(0.05)
-    async with websockets.connect(harness.url(since=1)) as ws:
+    async with await harness.connect(since=1) as ws:
         snap = await recv(ws)
         assert snap["type"] == "snapshot" and snap["seq"] == 12 and len(snap["incidents"]) == 12
 
@@ -151,3 +175,30 @@ async def test_slow_client_is_cut_off_not_waited_for() -> None:
     assert hub.client_count == 1
     with contextlib.suppress(Exception):
         await hub.stop()
+
+
+async def test_a_socket_without_login_is_refused(harness: Harness) -> None:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with websockets.connect(harness.url()) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_an_opd_user_hears_only_its_own_incidents(harness: Harness) -> None:
+    mine = opened(routed_opds=("bpbd",), title="Banjir")
+    other = opened(routed_opds=("dishub",), title="Macet")
+    await harness.publish(mine)
+    await harness.publish(other)
+    await asyncio.sleep(0.05)
+    async with await harness.connect(role="opd", opd="bpbd") as ws:
+        snap = await recv(ws)
+        assert [i["id"] for i in snap["incidents"]] == [mine.incident.id]
+        later_other = opened(routed_opds=("dishub",))
+        later_mine = opened(routed_opds=("satpol-pp", "bpbd"))
+        await harness.publish(later_other)
+        await harness.publish(later_mine)
+        msg = await recv(ws)
+        assert msg["event"]["incident"]["id"] == later_mine.incident.id  # the other never came
+    async with await harness.connect() as ws:  # command-center staff see both
+        snap = await recv(ws)
+        assert len(snap["incidents"]) == 4

@@ -20,6 +20,7 @@ from events.model import AlertStatus, IncidentKind, IncidentState, Severity, Sou
 from events.store import Store
 from tests.test_hub import NoFrames
 from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.auth import SESSION_COOKIE, Accounts, Role
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.live import LiveFrames
@@ -53,12 +54,17 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async def open_incidents() -> list:  # type: ignore[type-arg]
         return await store.incidents(active=True)
 
+    accounts = Accounts(store)
+    await accounts.add("staff", "staff-password", Role.SUPERVISOR)
+    login = await accounts.login("staff", "staff-password")
+    assert login is not None
     hub = Hub(open_incidents, {})
     deps = WallboardDeps(
         store=store, hub=hub, live=LiveFrames(NoFrames()),
         cameras=[CameraInfo(id="gudang", name="Gudang", url_masked="rtsp://h/x")],
         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
-        health=lambda: {}, desk=desk, api_keys=keys, kecamatan=["Kuta", "Denpasar Barat"],
+        health=lambda: {}, accounts=accounts, desk=desk, api_keys=keys,
+        kecamatan=["Kuta", "Denpasar Barat"],
     )  # fmt: skip
     server = uvicorn.Server(
         uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
@@ -67,7 +73,10 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     while not server.started:
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    staff = {"Cookie": f"{SESSION_COOKIE}={login[1]}"}  # a logged-in supervisor reads
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=10, headers=staff
+    ) as client:
         yield Api(client, store, made)
     server.should_exit = True
     await task
@@ -312,7 +321,7 @@ async def test_an_opd_answers_only_incidents_routed_to_it(api: Api) -> None:
                                headers=auth(api.keys["bpbd"]))  # fmt: skip
     assert ok.status_code == 200 and ok.json()["state"] == "acknowledged"
     bad = await api.client.post(url, json={"kind": "routed"}, headers=auth(api.keys["bpbd"]))
-    assert bad.status_code == 422
+    assert bad.status_code == 403  # the system writes routing lines, nobody sends them
     await api.client.post(url, json={"kind": "resolve"}, headers=auth(api.keys["bpbd"]))
     again = await api.client.post(url, json={"kind": "start"}, headers=auth(api.keys["bpbd"]))
     assert again.status_code == 409 and "resolved" in again.json()["detail"]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from pantau.runtime import Runtime
+from tests.conftest import TEST_PASSWORD
+from wallboard.auth import Role
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +45,30 @@ async def browser() -> AsyncIterator[object]:
         await browser.close()
 
 
+async def login(page: object, base: str, runtime: Runtime, role: str = "operator") -> None:
+    """Sign in through the page's own form, as an operator at the wall would."""
+    await runtime.accounts.add(f"b-{role}", TEST_PASSWORD, Role(role), f"Budi {role}")
+    await page.goto(base)  # type: ignore[attr-defined]
+    await page.wait_for_selector("dialog#login[open]")  # type: ignore[attr-defined]
+    await page.fill("#login-user", f"b-{role}")  # type: ignore[attr-defined]
+    await page.fill("#login-pass", "wrong password")  # type: ignore[attr-defined]
+    await page.click("#login-form button[type=submit]")  # type: ignore[attr-defined]
+    await page.wait_for_function(  # type: ignore[attr-defined]
+        "() => document.querySelector('#login-error').textContent.length > 0"
+    )
+    await page.fill("#login-pass", TEST_PASSWORD)  # type: ignore[attr-defined]
+    await page.click("#login-form button[type=submit]")  # type: ignore[attr-defined]
+    await page.wait_for_selector("body[data-connected='1']", timeout=15000)  # type: ignore[attr-defined]
+
+
 async def test_wall_shows_live_tiles_and_pops_the_incident(
     running: Runtime,
     browser: object,
     tmp_path: Path,
 ) -> None:
     page = await browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
-    await page.goto(f"http://127.0.0.1:{running.web_port}/")
+    await login(page, f"http://127.0.0.1:{running.web_port}/", running)
     assert page.url.endswith("/wall/utama")
-    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
     # The tile renders real frames from the RTSP stream (MJPEG from the ingest worker).
     await page.wait_for_function(
         "() => { const i = document.querySelector('.tile img'); return i && i.naturalWidth > 0 }",
@@ -67,10 +84,25 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     assert "orang" in await focus.locator(".cam-alert").inner_text()
     await page.screenshot(path=str(tmp_path / "wall.png"))
 
-    # Detail dialog with the snapshot.
+    # Detail dialog with the snapshot; the operator acknowledges the incident.
     await item.click()
     await page.wait_for_selector("dialog[open] img.snap")
-    await page.locator("dialog[open] .btn").click()
+    assert await page.locator("dialog[open] [data-action=resolve]").count() == 0  # supervisors'
+    await page.fill("dialog[open] input.note", "Regu Satpol PP menuju lokasi")
+    await page.locator("dialog[open] [data-action=acknowledge]").click()
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('dialog[open] .activity li')]"
+        ".some(li => li.textContent.includes('Regu Satpol PP menuju lokasi'))",
+        timeout=10000,
+    )
+    await page.locator("dialog[open] .btn.close").click()
+    assert "Diterima" in await item.inner_text()
+    stored = await running.store.incident(str(await item.get_attribute("data-incident")))
+    assert stored is not None and stored.state == "acknowledged"
+    audit = await running.accounts.audit_log()
+    assert any(
+        a["action"] == "incident.acknowledge" and a["username"] == "b-operator" for a in audit
+    )
 
     # Language switch.
     assert (await page.locator("h2 [data-i18n='incidents']").inner_text()).lower() == "kejadian"
@@ -85,7 +117,7 @@ async def test_phone_layout_shows_incidents_without_video(
     browser: object,
 ) -> None:
     page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)  # type: ignore[attr-defined]
-    await page.goto(f"http://127.0.0.1:{running.web_port}/")
+    await login(page, f"http://127.0.0.1:{running.web_port}/", running, "viewer")
     await page.locator(".timeline .incident").first.wait_for(timeout=60000)
     assert not await page.locator("#grid").is_visible()
     assert await page.locator(".timeline").is_visible()
@@ -96,7 +128,7 @@ async def test_incident_clip_replays_in_the_page(
     recording_runtime: Runtime, browser: object
 ) -> None:
     page = await browser.new_page(viewport={"width": 1600, "height": 900})  # type: ignore[attr-defined]
-    await page.goto(f"http://127.0.0.1:{recording_runtime.web_port}/")
+    await login(page, f"http://127.0.0.1:{recording_runtime.web_port}/", recording_runtime)
     # Wait until an incident has ended and its clip is announced on the WebSocket.
     await page.wait_for_function(
         "() => document.querySelector('.timeline .incident.is-ended') !== null", timeout=90000

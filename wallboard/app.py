@@ -1,6 +1,7 @@
 """The wallboard's FastAPI app: REST API, WebSocket and the wall page."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI reads the route signatures, whose
+# dependencies are locals of the router factory, so annotations must be evaluated eagerly.
 
 import asyncio
 import logging
@@ -8,9 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import (
+    Depends,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
@@ -30,10 +39,14 @@ from events.model import (
 )
 from events.scoreboard import scoreboard
 from events.store import Store
+from wallboard.access import Access
+from wallboard.actions_api import actions_router
+from wallboard.auth import Accounts, User
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY, LiveFrames
+from wallboard.session_api import _ip, session_router
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -61,8 +74,9 @@ class WallboardDeps:
     snapshot_dir: Path | None
     clip_dir: Path | None
     health: Callable[[], dict[str, object]]
+    accounts: Accounts
     mjpeg_fps: float = 5.0
-    desk: IncidentDesk | None = None  # intake and OPD answers need it
+    desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
     kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
 
@@ -81,6 +95,14 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app = FastAPI(title="Pantau wallboard", version="0.1.0")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     cameras = {c.id: c for c in deps.cameras}
+    access = Access(deps.accounts, deps.api_keys)
+
+    async def visible_incident(incident_id: str, user: User) -> Incident:
+        """The incident if this user may see it; 404 either way, so existence is not told."""
+        incident = await deps.store.incident(incident_id)
+        if incident is None or not access.sees(user, user.opd_id, incident):
+            raise HTTPException(404, f"unknown incident {incident_id!r}")
+        return incident
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -94,11 +116,16 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, object]:
+    async def healthz() -> dict[str, bool]:
+        """Liveness for monitors; details (cameras, detector) are at /api/health."""
+        return {"ok": True}
+
+    @app.get("/api/health")
+    async def health(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
         return {"ok": True, **deps.health()}
 
     @app.get("/api/ui")
-    async def ui() -> dict[str, object]:
+    async def ui(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
         return {
             "ui": deps.ui.model_dump(),
             "walls": [w.model_dump() for w in deps.walls],
@@ -106,7 +133,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         }
 
     @app.get("/api/cameras")
-    async def list_cameras() -> list[CameraInfo]:
+    async def list_cameras(user: Annotated[User, Depends(access.user)]) -> list[CameraInfo]:
         statuses = deps.hub.camera_statuses()
         return [c.model_copy(update={"status": statuses.get(c.id)}) for c in deps.cameras]
 
@@ -116,7 +143,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         return cameras[camera_id]
 
     @app.get("/api/cameras/{camera_id}/frame.jpg")
-    async def camera_frame(camera_id: str) -> Response:
+    async def camera_frame(camera_id: str, user: Annotated[User, Depends(access.user)]) -> Response:
         camera_or_404(camera_id)
         got = await deps.live.jpeg(camera_id)
         if got is None:
@@ -125,7 +152,9 @@ def create_app(deps: WallboardDeps) -> FastAPI:
 
     @app.get("/api/cameras/{camera_id}/mjpeg")
     async def camera_mjpeg(
-        camera_id: str, fps: float = Query(default=0, ge=0, le=15)
+        camera_id: str,
+        user: Annotated[User, Depends(access.user)],
+        fps: float = Query(default=0, ge=0, le=15),
     ) -> StreamingResponse:
         camera_or_404(camera_id)
         return StreamingResponse(
@@ -136,6 +165,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
 
     @app.get("/api/incidents")
     async def list_incidents(
+        user: Annotated[User, Depends(access.user)],
         active: bool | None = None,
         camera: str | None = None,
         kind: IncidentKind | None = None,
@@ -151,22 +181,34 @@ def create_app(deps: WallboardDeps) -> FastAPI:
                 raise HTTPException(
                     422, "since/until need a time zone (e.g. 2026-11-23T08:00+08:00)"
                 )
+        scope = access.scope(user)
+        if scope is not None and opd not in (None, scope):
+            return []
         return await deps.store.incidents(
             active=active, camera_id=camera, kind=kind, state=state, kecamatan=kecamatan,
-            opd_id=opd, since=since, until=until, limit=limit,
+            opd_id=scope or opd, since=since, until=until, limit=limit,
         )  # fmt: skip
 
     @app.get("/api/incidents/{incident_id}/actions")
-    async def incident_actions(incident_id: str) -> list[IncidentAction]:
+    async def incident_actions(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> list[IncidentAction]:
         """The activity log: routing, merges, acknowledgements, comments, state changes."""
+        await visible_incident(incident_id, user)
         return await deps.store.actions(incident_id)
 
     @app.get("/api/incidents/{incident_id}/deliveries")
-    async def incident_deliveries(incident_id: str) -> list[Delivery]:
-        return await deps.store.deliveries(incident_id)
+    async def incident_deliveries(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> list[Delivery]:
+        await visible_incident(incident_id, user)
+        found = await deps.store.deliveries(incident_id)
+        scope = access.scope(user)
+        return [d for d in found if scope is None or d.opd_id == scope]
 
     @app.get("/api/deliveries")
     async def list_deliveries(
+        user: Annotated[User, Depends(access.user)],
         status: Literal["dead"] | None = None,
         hours: float = Query(default=24, gt=0, le=24 * 90),
         limit: int = Query(default=200, ge=1, le=1000),
@@ -174,59 +216,88 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         """Notification outcomes, newest first; `status=dead` for the ones that gave up."""
         since = datetime.now(UTC) - timedelta(hours=hours)
         found = await deps.store.deliveries(dead_only=status == "dead", limit=limit)
-        return [d for d in found if d.at >= since]
+        scope = access.scope(user)
+        return [d for d in found if d.at >= since and scope in (None, d.opd_id)]
 
     @app.get("/api/alerts")
-    async def list_alerts(limit: int = Query(default=100, ge=1, le=1000)) -> list[Alert]:
-        return await deps.store.alerts(limit=limit)
+    async def list_alerts(
+        user: Annotated[User, Depends(access.user)], limit: int = Query(default=100, ge=1, le=1000)
+    ) -> list[Alert]:
+        """Alerts received; an OPD user sees the ones its OPD sent."""
+        scope = access.scope(user)
+        found = await deps.store.alerts(limit=limit)
+        return [a for a in found if scope in (None, a.sender)]
 
     @app.get("/api/scoreboard")
     async def get_scoreboard(
+        user: Annotated[User, Depends(access.user)],
         weeks: int = Query(default=8, ge=1, le=104),
     ) -> list[dict[str, object]]:
         """Per OPD and ISO week: incidents routed, answered, and p50/p90 seconds to acknowledge
-        and to resolve, counted from when the OPD was told."""
-        return [s.as_dict() for s in await scoreboard(deps.store, deps.ui.timezone, weeks)]
+        and to resolve, counted from when the OPD was told. An OPD user sees its own rows."""
+        scope = access.scope(user)
+        rows = await scoreboard(deps.store, deps.ui.timezone, weeks)
+        return [s.as_dict() for s in rows if scope in (None, s.opd_id)]
 
     @app.get("/api/schema")
-    async def schema() -> dict[str, dict[str, object]]:
+    async def schema(user: Annotated[User, Depends(access.user)]) -> dict[str, dict[str, object]]:
         """JSON schemas of the event envelope and the records it carries."""
         return json_schemas()
 
     @app.get("/api/incidents/{incident_id}")
-    async def get_incident(incident_id: str) -> Incident:
-        incident = await deps.store.incident(incident_id)
-        if incident is None:
-            raise HTTPException(404, f"unknown incident {incident_id!r}")
-        return incident
+    async def get_incident(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> Incident:
+        return await visible_incident(incident_id, user)
 
     @app.get("/api/incidents/{incident_id}/snapshot.jpg")
-    async def incident_snapshot(incident_id: str) -> FileResponse:
-        incident = await deps.store.incident(incident_id)
-        name = incident.snapshot_ref if incident is not None else None
-        path = _stored_file(deps.snapshot_dir, name, "no snapshot for this incident")
+    async def incident_snapshot(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> FileResponse:
+        incident = await visible_incident(incident_id, user)
+        path = _stored_file(
+            deps.snapshot_dir, incident.snapshot_ref, "no snapshot for this incident"
+        )
         return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/api/incidents/{incident_id}/clip")
-    async def incident_clip(incident_id: str) -> ClipRef:
+    async def incident_clip(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> ClipRef:
+        await visible_incident(incident_id, user)
         clip = await deps.store.clip(incident_id)
         if clip is None:
             raise HTTPException(404, "no clip for this incident (yet)")
         return clip
 
     @app.get("/api/incidents/{incident_id}/clip.mp4")
-    async def incident_clip_file(incident_id: str) -> FileResponse:
+    async def incident_clip_file(
+        incident_id: str, request: Request, user: Annotated[User, Depends(access.user)]
+    ) -> FileResponse:
+        await visible_incident(incident_id, user)
         clip = await deps.store.clip(incident_id)
         path = _stored_file(deps.clip_dir, clip.path if clip else None, "no clip for this incident")
+        # Range requests of one viewing are logged once (the first chunk), not per chunk.
+        if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+            await deps.accounts.audit(user, "clip.watch", incident_id, ip=_ip(request))
         return FileResponse(path, media_type="video/mp4")
 
+    app.include_router(session_router(deps.accounts, access))
+    if deps.desk is not None:
+        app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:
         app.include_router(intake_router(deps.desk, deps.api_keys, set(cameras), deps.kecamatan))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, since: int | None = None) -> None:
+        user = await access.ws_user(websocket)
         await websocket.accept()
-        client, first = await deps.hub.connect(since)
+        if user is None:
+            # Accepted, then closed with a reason: the page learns it must log in (a refused
+            # handshake would look like a network fault and be retried forever).
+            await websocket.close(code=1008, reason="login required")
+            return
+        client, first = await deps.hub.connect(since, access.scope(user))
 
         async def pump() -> None:
             for message in first:

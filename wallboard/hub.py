@@ -4,6 +4,9 @@ Every delta has a sequence number. The hub keeps the last `history` deltas, so a
 reconnects with `?since=N` gets exactly what it missed, or a fresh snapshot when N is too old.
 Each client has a bounded queue; a client that cannot keep up is disconnected (it will resume)
 rather than slowing every other screen on the wall.
+
+A client may be limited to one OPD (an OPD user): it then gets only what concerns incidents
+routed to that OPD (and camera health); sequence numbers it does not see simply skip.
 """
 
 from __future__ import annotations
@@ -17,7 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.bus import Subscription
-from events.model import AnyEvent, CameraStatus, CameraStatusEvent, Incident
+from events.model import (
+    ActionEvent,
+    AlertEvent,
+    AnyEvent,
+    CameraStatus,
+    CameraStatusEvent,
+    ClipReadyEvent,
+    DeliveryEvent,
+    Incident,
+    IncidentEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +41,10 @@ SnapshotIncidents = Callable[[], Awaitable[list[Incident]]]
 class Client:
     queue: asyncio.Queue[str]
     cut_off: asyncio.Event = field(default_factory=asyncio.Event)
+    opd: str | None = None  # None: sees everything
+
+    def sees(self, audience: frozenset[str] | None) -> bool:
+        return self.opd is None or audience is None or self.opd in audience
 
 
 class Hub:
@@ -40,7 +57,8 @@ class Hub:
     ) -> None:
         self._open_incidents = open_incidents
         self._static = static_snapshot
-        self._history: deque[tuple[int, str]] = deque(maxlen=history)
+        self._history: deque[tuple[int, str, frozenset[str] | None]] = deque(maxlen=history)
+        self._routed: dict[str, frozenset[str]] = {}  # incident id -> OPDs it was routed to
         self._client_queue = client_queue
         self._clients: set[Client] = set()
         self._cameras: dict[str, CameraStatus] = {}
@@ -71,16 +89,37 @@ class Hub:
         finally:
             await subscription.close()
 
+    def _audience(self, event: AnyEvent) -> frozenset[str] | None:
+        """The OPDs an event concerns; None when it is for everyone (camera health)."""
+        if isinstance(event, IncidentEvent):
+            routed = frozenset(event.incident.routed_opds)
+            self._routed[event.incident.id] = routed
+            if len(self._routed) > 20_000:
+                self._routed.pop(next(iter(self._routed)))
+            return routed
+        if isinstance(event, AlertEvent):
+            return frozenset({event.alert.sender})
+        if isinstance(event, ActionEvent):
+            return self._routed.get(event.action.incident_id, frozenset())
+        if isinstance(event, DeliveryEvent):
+            return frozenset({event.delivery.opd_id})
+        if isinstance(event, ClipReadyEvent):
+            return self._routed.get(event.clip.incident_id, frozenset())
+        return None
+
     def publish(self, event: AnyEvent) -> None:
         if isinstance(event, CameraStatusEvent):
             self._cameras[event.status.camera_id] = event.status
+        audience = self._audience(event)
         self.seq += 1
         message = json.dumps(
             {"seq": self.seq, "type": str(event.type), "event": event.model_dump(mode="json")},
             ensure_ascii=False,
         )
-        self._history.append((self.seq, message))
+        self._history.append((self.seq, message, audience))
         for client in list(self._clients):
+            if not client.sees(audience):
+                continue
             try:
                 client.queue.put_nowait(message)
             except asyncio.QueueFull:
@@ -88,8 +127,12 @@ class Hub:
                 client.cut_off.set()
                 self._clients.discard(client)
 
-    async def snapshot(self) -> str:
+    async def snapshot(self, opd: str | None = None) -> str:
         incidents = await self._open_incidents()
+        for inc in incidents:
+            self._routed.setdefault(inc.id, frozenset(inc.routed_opds))
+        if opd is not None:
+            incidents = [i for i in incidents if opd in i.routed_opds]
         return json.dumps(
             {
                 "seq": self.seq,
@@ -101,17 +144,17 @@ class Hub:
             ensure_ascii=False,
         )
 
-    async def connect(self, since: int | None) -> tuple[Client, list[str]]:
+    async def connect(self, since: int | None, opd: str | None = None) -> tuple[Client, list[str]]:
         """Register a client; returns it with the messages to send first."""
-        client = Client(asyncio.Queue(self._client_queue))
+        client = Client(asyncio.Queue(self._client_queue), opd=opd)
         # Register before building the snapshot: a delta published meanwhile is queued and the
         # page skips it by sequence number, so nothing falls between snapshot and deltas.
         self._clients.add(client)
         oldest = self._history[0][0] if self._history else self.seq + 1
         if since is not None and oldest - 1 <= since <= self.seq:
-            first = [m for s, m in self._history if s > since]
+            first = [m for s, m, aud in self._history if s > since and client.sees(aud)]
         else:
-            first = [await self.snapshot()]
+            first = [await self.snapshot(opd)]
         return client, first
 
     def disconnect(self, client: Client) -> None:

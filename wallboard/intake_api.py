@@ -1,4 +1,4 @@
-"""The machine-to-machine API: OPD systems and gateways send alerts and CAP, and answer incidents.
+"""The machine-to-machine intake: OPD systems and gateways send alerts and CAP 1.2.
 
 Every call carries the OPD's API key (`Authorization: Bearer pnt_...` or `X-API-Key`); the key
 decides the sender, so one OPD cannot speak for another. Bodies are read with a hard size limit
@@ -11,18 +11,11 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from events.api_keys import ApiKeys
-from events.desk import (
-    OPERATOR_ACTIONS,
-    AlertReceipt,
-    IncidentDesk,
-    TransitionError,
-    UnknownIncident,
-)
+from events.desk import AlertReceipt, IncidentDesk
 from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
-from events.model import ActionKind, Incident
 
 log = logging.getLogger(__name__)
 _JSON = ("application/json",)
@@ -33,13 +26,6 @@ class AlertAccepted(BaseModel):
     alert_id: str
     incident_id: str | None
     duplicate: bool
-
-
-class ActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: ActionKind
-    note: str = Field(default="", max_length=4000)
-    owner: str | None = Field(default=None, max_length=100)
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -125,23 +111,5 @@ def intake_router(
             log.warning("CAP from opd=%s refused: %s", opd, exc)
             raise _refuse(exc) from exc
         return answer([await desk.receive_alert(a) for a in alerts], response)
-
-    @router.post("/incidents/{incident_id}/actions", tags=["incidents"])
-    async def post_action(
-        incident_id: str, action: ActionIn, opd: str = Depends(opd_of_key)
-    ) -> Incident:
-        """An OPD answers an incident routed to it: acknowledge, start, comment, resolve."""
-        if action.kind not in OPERATOR_ACTIONS:
-            raise HTTPException(422, f"{action.kind} is recorded by the system, not sent")
-        incident = await desk.store.incident(incident_id)
-        if incident is None or opd not in incident.routed_opds:
-            raise HTTPException(404, f"no incident {incident_id!r} routed to {opd}")
-        try:
-            return await desk.act(incident_id, action.kind, f"opd:{opd}", opd_id=opd,
-                                  note=action.note, owner=action.owner)  # fmt: skip
-        except UnknownIncident as exc:
-            raise HTTPException(404, f"unknown incident {incident_id!r}") from exc
-        except TransitionError as exc:
-            raise HTTPException(409, str(exc)) from exc
 
     return router

@@ -11,6 +11,7 @@ const state = {
   clips: new Map(),        // incident id -> ClipRef
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
   detailId: null,          // incident shown in the dialog
+  me: null,                // {username, role, display_name, opd_id, can: [actions]}
   wall: null,
   order: [],               // camera ids in tile order; order[0] is the focus tile
   seq: null,
@@ -63,6 +64,7 @@ function applyLanguage() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   $("#lang").textContent = state.lang === "id" ? "EN" : "ID";
   $("#mute").textContent = state.muted ? t("unmute") : t("mute");
+  $("#logout").textContent = t("logout");
   renderAll();
 }
 
@@ -208,6 +210,43 @@ function activityList(actions) {
     `${a.actor}${a.opd_id && a.actor === "system" ? " → " + a.opd_id : ""}${a.note ? ": " + a.note : ""}`)));
 }
 
+const ACTIONS_FOR_STATE = {
+  new: ["acknowledge", "start", "resolve", "false_alarm"],
+  acknowledged: ["start", "resolve", "false_alarm"],
+  in_progress: ["resolve", "false_alarm"],
+  resolved: ["reopen"],
+  false_alarm: ["reopen"],
+};
+
+function actionBar(inc) {
+  const can = new Set((state.me && state.me.can) || []);
+  const note = el("input", { class: "note", type: "text", maxlength: "4000", placeholder: t("note_placeholder") });
+  const buttons = (ACTIONS_FOR_STATE[inc.state] || []).filter((a) => can.has(a)).map((kind) =>
+    el("button", { class: `btn act act-${kind}`, dataset: { action: kind }, onclick: () => act(inc.id, kind, note.value) },
+      tk("do", kind)));
+  if (can.has("comment")) {
+    buttons.push(el("button", { class: "btn act", dataset: { action: "comment" },
+      onclick: () => note.value.trim() && act(inc.id, "comment", note.value) }, tk("do", "comment")));
+  }
+  if (!buttons.length) return null;
+  return el("div", { class: "actions" }, note, ...buttons);
+}
+
+async function act(id, kind, note) {
+  const res = await fetch(`/api/incidents/${encodeURIComponent(id)}/actions`, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ kind, note: note || "" }),
+  });
+  if (res.ok) {
+    state.incidents.set(id, await res.json());
+    renderAll();
+    showDetail(id);
+  } else {
+    const body = await res.json().catch(() => ({}));
+    alert(`${res.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
+  }
+}
+
 async function showDetail(id) {
   const inc = state.incidents.get(id);
   if (!inc) return;
@@ -241,7 +280,8 @@ async function showDetail(id) {
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
     el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions),
     el("h4", {}, t("activity")), activityList(actions),
-    el("button", { class: "btn", onclick: () => dlg.close() }, t("close")));
+    actionBar(inc),
+    el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
   if (!dlg.open) dlg.showModal();
 }
 
@@ -295,8 +335,9 @@ function connect() {
   const ws = new WebSocket(`${proto}://${location.host}/ws${since}`);
   ws.onopen = () => { state.backoff = 500; setConn(true); };
   ws.onmessage = (e) => handle(JSON.parse(e.data));
-  ws.onclose = () => {
+  ws.onclose = (e) => {
     setConn(false);
+    if (e.code === 1008) { showLogin(); return; }  // session ended: log in again
     setTimeout(connect, state.backoff);
     state.backoff = Math.min(state.backoff * 2, 10000);
   };
@@ -312,7 +353,36 @@ function setConn(ok) {
 
 function tick() { $("#clock").textContent = fmtTime(new Date().toISOString()); }
 
+function showLogin(message) {
+  const dlg = $("#login");
+  state.lang = state.lang || "id";
+  for (const node of dlg.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  $("#login-error").textContent = message || "";
+  if (!dlg.open) dlg.showModal();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  const res = await fetch("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: $("#login-user").value, password: $("#login-pass").value }),
+  });
+  if (res.ok) { location.reload(); return; }
+  showLogin(res.status === 429 ? t("login_limited") : t("login_failed"));
+}
+
+async function logout() {
+  await fetch("/api/logout", { method: "POST" });
+  location.reload();
+}
+
 async function boot() {
+  $("#login-form").addEventListener("submit", login);
+  const who = await fetch("/api/me");
+  if (who.status === 401) { showLogin(); return; }
+  state.me = await who.json();
+  $("#user").textContent = state.me.display_name + (state.me.opd_id ? ` · ${state.me.opd_id}` : "");
+  $("#logout").addEventListener("click", logout);
   const res = await fetch("/api/ui");
   const cfg = await res.json();
   state.ui = cfg.ui;

@@ -1,0 +1,258 @@
+"""Every endpoint, per role, over real HTTP: what each role may see and do, and nothing more.
+
+Roles: anonymous, viewer, operator, supervisor, admin, and OPD users of BPBD and Dishub (who see
+only incidents routed to their OPD). Plus: login, its rate limit, logout, session expiry, audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from events.api_keys import ApiKeys
+from events.bus import MemoryBus
+from events.config import Route, RouteMatch
+from events.desk import IncidentDesk
+from events.model import (
+    Alert,
+    Delivery,
+    DeliveryEvent,
+    DeliveryStatus,
+    IncidentKind,
+    Severity,
+    SourceKind,
+    utcnow,
+)
+from events.store import Store
+from tests.test_hub import NoFrames
+from wallboard.app import CameraInfo, WallboardDeps, create_app
+from wallboard.auth import SESSION_COOKIE, Accounts, Role
+from wallboard.config import UiConfig, Wall
+from wallboard.hub import Hub
+from wallboard.live import LiveFrames
+
+PASSWORD = "role-password-1"
+ROLES = ["anonymous", "viewer", "operator", "supervisor", "admin", "opd-bpbd", "opd-dishub"]
+
+
+@dataclass
+class Site:
+    base: str
+    store: Store
+    accounts: Accounts
+    tokens: dict[str, str]
+    flood: str  # incident routed to bpbd
+    jam: str  # incident routed to dishub
+
+    def client(self, who: str) -> httpx.AsyncClient:
+        cookies = {SESSION_COOKIE: self.tokens[who]} if who in self.tokens else {}
+        return httpx.AsyncClient(base_url=self.base, cookies=cookies, timeout=10)
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    store = Store(tmp_path / "roles.db")
+    await store.open()
+    bus = MemoryBus()
+    routes = [
+        Route(match=RouteMatch(kinds=[IncidentKind.FLOOD]), opds=["bpbd"]),
+        Route(match=RouteMatch(kinds=[IncidentKind.TRAFFIC]), opds=["dishub"]),
+    ]
+    desk = IncidentDesk(store, lambda e: None, routes)
+    accounts = Accounts(store)
+    tokens: dict[str, str] = {}
+    for who in ROLES[1:]:
+        role, _, opd = who.partition("-")
+        await accounts.add(who, PASSWORD, Role(role), opd_id=opd or None)
+        found = await accounts.login(who, PASSWORD)
+        assert found is not None
+        tokens[who] = found[1]
+
+    def alert(kind: IncidentKind, sender: str) -> Alert:
+        return Alert(source=SourceKind.OPD, sender=sender, kind=kind, severity=Severity.HIGH,
+                     title=str(kind), kecamatan="Kuta", sent_at=utcnow())  # fmt: skip
+
+    flood = (await desk.receive_alert(alert(IncidentKind.FLOOD, "bpbd"))).incident_id
+    jam = (await desk.receive_alert(alert(IncidentKind.TRAFFIC, "dishub"))).incident_id
+    assert flood and jam
+    for inc, opd in ((flood, "bpbd"), (jam, "dishub")):
+        await store.append(DeliveryEvent(delivery=Delivery(
+            incident_id=inc, opd_id=opd, channel="webhook", target="t",
+            status=DeliveryStatus.DEAD, attempts=6,
+        )))  # fmt: skip
+
+    async def open_incidents() -> list:  # type: ignore[type-arg]
+        return await store.incidents(active=True)
+
+    deps = WallboardDeps(
+        store=store, hub=Hub(open_incidents, {}), live=LiveFrames(NoFrames()),
+        cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
+        walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
+        health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
+        api_keys=ApiKeys(store),
+    )  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
+    server.should_exit = True
+    await task
+    await bus.close()
+    await store.close()
+
+
+STAFF = {"viewer", "operator", "supervisor", "admin"}
+ANYONE = STAFF | {"opd-bpbd", "opd-dishub"}
+# (path, who gets 200) -- everyone else must be refused: 401 anonymous, 403 or 404 otherwise.
+READS: list[tuple[str, set[str]]] = [
+    ("/api/ui", ANYONE),
+    ("/api/me", ANYONE),
+    ("/api/cameras", ANYONE),
+    ("/api/health", ANYONE),
+    ("/api/incidents", ANYONE),
+    ("/api/alerts", ANYONE),
+    ("/api/deliveries", ANYONE),
+    ("/api/scoreboard", ANYONE),
+    ("/api/schema", ANYONE),
+    ("/api/incidents/{flood}", STAFF | {"opd-bpbd"}),
+    ("/api/incidents/{flood}/actions", STAFF | {"opd-bpbd"}),
+    ("/api/incidents/{flood}/deliveries", STAFF | {"opd-bpbd"}),
+    ("/api/incidents/{jam}", STAFF | {"opd-dishub"}),
+    ("/api/incidents/{jam}/actions", STAFF | {"opd-dishub"}),
+    ("/api/audit", {"admin"}),
+    ("/api/users", {"admin"}),
+]
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_reads_per_role(site: Site, who: str) -> None:
+    async with site.client(who) as http:
+        for template, allowed in READS:
+            path = template.format(flood=site.flood, jam=site.jam)
+            r = await http.get(path)
+            if who in allowed:
+                assert r.status_code == 200, (who, path, r.text)
+            else:
+                expected = (
+                    401
+                    if who == "anonymous"
+                    else (403 if "audit" in path or "users" in path else 404)
+                )
+                assert r.status_code == expected, (who, path, r.status_code)
+        # Files behind incidents: refused the same way when not visible, 404 "no file" when it is.
+        for sub in ("snapshot.jpg", "clip", "clip.mp4"):
+            r = await http.get(f"/api/incidents/{site.jam}/{sub}")
+            assert r.status_code == (401 if who == "anonymous" else 404)
+        frame = await http.get("/api/cameras/cam-1/frame.jpg")
+        assert frame.status_code == (401 if who == "anonymous" else 503)  # no frame in this test
+        assert (await http.get("/healthz")).json() == {"ok": True}  # bare liveness only
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_lists_are_limited_to_the_users_opd(site: Site, who: str) -> None:
+    if who == "anonymous":
+        return
+    async with site.client(who) as http:
+        incidents = {i["id"] for i in (await http.get("/api/incidents")).json()}
+        deliveries = {d["opd_id"] for d in (await http.get("/api/deliveries?status=dead")).json()}
+        alerts = {a["sender"] for a in (await http.get("/api/alerts")).json()}
+        forced = await http.get("/api/incidents?opd=dishub")
+    if who == "opd-bpbd":
+        assert incidents == {site.flood} and deliveries == {"bpbd"} and alerts == {"bpbd"}
+        assert forced.json() == []  # asking for another OPD's incidents gives nothing
+    elif who == "opd-dishub":
+        assert incidents == {site.jam} and deliveries == {"dishub"} and alerts == {"dishub"}
+    else:
+        assert incidents == {site.flood, site.jam} and deliveries == {"bpbd", "dishub"}
+
+
+# action -> roles that may do it on an incident they can see
+ACTS = {
+    "comment": {"operator", "supervisor", "admin", "opd-bpbd"},
+    "assign": {"operator", "supervisor", "admin"},
+    "acknowledge": {"operator", "supervisor", "admin", "opd-bpbd"},
+    "false_alarm": {"supervisor", "admin"},
+}
+
+
+@pytest.mark.parametrize("who", ROLES)
+async def test_actions_per_role(site: Site, who: str) -> None:
+    async with site.client(who) as http:
+        for kind, allowed in ACTS.items():
+            body = {"kind": kind, "note": f"{who} {kind}", "owner": "regu-1"}
+            r = await http.post(f"/api/incidents/{site.flood}/actions", json=body)
+            if who == "anonymous":
+                assert r.status_code == 401
+            elif who not in allowed:
+                assert r.status_code == (
+                    404 if who == "opd-dishub" and kind in ("comment", "acknowledge") else 403
+                ), (who, kind, r.text)
+            else:
+                assert r.status_code in (200, 409), (who, kind, r.text)  # 409: already closed
+    log = await site.store.actions(site.flood)
+    people = {a.actor for a in log if a.actor != "system"}
+    assert people <= ({who} & (ANYONE - {"viewer"}))
+    if who != "anonymous":
+        audit = await site.accounts.audit_log()
+        acted = {a["username"] for a in audit if str(a["action"]).startswith("incident.")}
+        assert acted <= {who}
+
+
+async def test_admin_manages_accounts_and_others_cannot(site: Site) -> None:
+    new = {"username": "piket-2", "password": "piket-password", "role": "operator"}
+    async with site.client("supervisor") as http:
+        assert (await http.post("/api/users", json=new)).status_code == 403
+    async with site.client("admin") as http:
+        assert (await http.post("/api/users", json=new)).status_code == 201
+        weak = {**new, "username": "piket-3", "password": "short"}
+        assert (await http.post("/api/users", json=weak)).status_code == 422
+        opd_no_opd = {**new, "username": "piket-4", "role": "opd"}
+        assert (await http.post("/api/users", json=opd_no_opd)).status_code == 422
+        users = {u["username"]: u for u in (await http.get("/api/users")).json()}
+    assert users["piket-2"]["role"] == "operator" and "password" not in users["piket-2"]
+
+
+async def test_login_rate_limit_logout_and_audit(site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.base, timeout=10) as http:
+        ok = await http.post("/api/login", json={"username": "viewer", "password": PASSWORD})
+        assert ok.status_code == 200
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert (await http.get("/api/me")).json()["role"] == "viewer"
+        assert (await http.post("/api/logout")).status_code == 200
+        http.cookies.clear()
+        assert (
+            await http.get("/api/me", cookies={SESSION_COOKIE: ok.json()["token"]})
+        ).status_code == 401
+        for _ in range(5):
+            bad = await http.post("/api/login", json={"username": "operator", "password": "nope"})
+            assert bad.status_code == 401
+        limited = await http.post("/api/login", json={"username": "operator", "password": PASSWORD})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        unknown = await http.post("/api/login", json={"username": "ghost", "password": "x"})
+        assert unknown.status_code == 429  # the address is limited too
+    audit = await site.accounts.audit_log()
+    actions = [a["action"] for a in audit]
+    assert actions.count("login.failed") == 5 and "login.limited" in actions
+    assert "login" in actions and "logout" in actions
+
+
+async def test_sessions_expire_when_idle(site: Site) -> None:
+    site.accounts.idle_s = 1.0
+    found = await site.accounts.login("viewer", PASSWORD)
+    assert found is not None
+    site.tokens["viewer"] = found[1]
+    async with site.client("viewer") as http:
+        assert (await http.get("/api/me")).status_code == 200
+        await asyncio.sleep(1.5)
+        assert (await http.get("/api/me")).status_code == 401
