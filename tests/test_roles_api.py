@@ -129,6 +129,7 @@ READS: list[tuple[str, set[str]]] = [
     ("/api/incidents/{flood}/deliveries", STAFF | {"opd-bpbd"}),
     ("/api/incidents/{jam}", STAFF | {"opd-dishub"}),
     ("/api/incidents/{jam}/actions", STAFF | {"opd-dishub"}),
+    ("/metrics", STAFF),
     ("/api/audit", {"admin"}),
     ("/api/users", {"admin"}),
 ]
@@ -146,7 +147,7 @@ async def test_reads_per_role(site: Site, who: str) -> None:
                 expected = (
                     401
                     if who == "anonymous"
-                    else (403 if "audit" in path or "users" in path else 404)
+                    else (403 if any(w in path for w in ("audit", "users", "metrics")) else 404)
                 )
                 assert r.status_code == expected, (who, path, r.status_code)
         # Files behind incidents: refused the same way when not visible, 404 "no file" when it is.
@@ -256,3 +257,14 @@ async def test_sessions_expire_when_idle(site: Site) -> None:
         assert (await http.get("/api/me")).status_code == 200
         await asyncio.sleep(1.5)
         assert (await http.get("/api/me")).status_code == 401
+
+
+async def test_metrics_in_prometheus_format(site: Site) -> None:
+    async with site.client("viewer") as http:
+        r = await http.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert "# TYPE pantau_camera_up gauge" in text
+    assert 'pantau_camera_up{camera="cam-1",state="online"} 1' in text
+    assert 'pantau_incidents_open{kind="flood",state="new"} 1' in text
+    assert 'pantau_deliveries_dead{opd="bpbd"} 1' in text

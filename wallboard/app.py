@@ -20,7 +20,13 @@ from fastapi import (
     WebSocket,
     WebSocketDisconnect,
 )
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
@@ -46,6 +52,7 @@ from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY, LiveFrames
+from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
 
 log = logging.getLogger(__name__)
@@ -123,6 +130,18 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/health")
     async def health(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
         return {"ok": True, **deps.health()}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(user: Annotated[User, Depends(access.user)]) -> str:
+        """Prometheus text format; scrape with `Authorization: Bearer <a viewer's token>`.
+        Site-wide numbers: command-center staff only, not OPD users."""
+        if access.scope(user) is not None:
+            raise HTTPException(403, "metrics are for command-center staff")
+        incidents = await deps.store.incidents(open_or_since=datetime.now(UTC), limit=5000)
+        open_ones = [i for i in incidents if not i.state.closed]
+        since = datetime.now(UTC) - timedelta(hours=24)
+        dead = [d for d in await deps.store.deliveries(dead_only=True) if d.at >= since]
+        return render_metrics(deps.health(), open_ones, dead)
 
     @app.get("/api/ui")
     async def ui(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:

@@ -12,6 +12,8 @@ const state = {
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
   detailId: null,          // incident shown in the dialog
   me: null,                // {username, role, display_name, opd_id, can: [actions]}
+  filter: { kind: "", state: "", kecamatan: "", opd: "" },
+  scores: [],              // this week's OPD response scoreboard rows
   wall: null,
   order: [],               // camera ids in tile order; order[0] is the focus tile
   seq: null,
@@ -118,7 +120,12 @@ function renderGrid() {
 function renderTimeline() {
   const list = $("#timeline");
   list.replaceChildren();
-  const items = [...state.incidents.values()].sort((a, b) => (a.started_at < b.started_at ? 1 : -1));
+  const f = state.filter;
+  const items = [...state.incidents.values()]
+    .filter((i) => (!f.kind || i.kind === f.kind) && (!f.state || i.state === f.state)
+      && (!f.kecamatan || i.kecamatan === f.kecamatan) && (!f.opd || (i.routed_opds || []).includes(f.opd)))
+    .sort((a, b) => (a.started_at < b.started_at ? 1 : -1));
+  renderFilters();
   const open = items.filter((i) => i.active).length;
   $("#open-count").textContent = String(open);
   if (!items.length) list.append(el("li", { class: "empty" }, t("no_incidents")));
@@ -148,6 +155,53 @@ function renderTimeline() {
   }
 }
 
+function renderFilters() {
+  // Options come from what is on the timeline, so a filter never offers an empty choice.
+  const all = [...state.incidents.values()];
+  const options = {
+    kind: [...new Set(all.map((i) => i.kind))].map((v) => [v, tk("kind", v)]),
+    state: [...new Set(all.map((i) => i.state))].map((v) => [v, tk("state", v)]),
+    kecamatan: [...new Set(all.map((i) => i.kecamatan).filter(Boolean))].map((v) => [v, v]),
+    opd: [...new Set(all.flatMap((i) => i.routed_opds || []))].map((v) => [v, v]),
+  };
+  for (const [key, opts] of Object.entries(options)) {
+    const select = document.querySelector(`#filters select[name=${key}]`);
+    if (!select) continue;
+    const current = state.filter[key];
+    select.replaceChildren(el("option", { value: "" }, tk("filter", key)),
+      ...opts.sort((a, b) => a[1].localeCompare(b[1])).map(([v, label]) => el("option", { value: v }, label)));
+    select.value = current;
+  }
+}
+
+function fmtDuration(seconds) {
+  if (seconds == null) return "—";
+  if (seconds < 90) return `${Math.round(seconds)} ${t("sec")}`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} ${t("min")}`;
+  return `${(seconds / 3600).toFixed(1)} ${t("hour")}`;
+}
+
+function renderScores() {
+  const body = $("#scores tbody");
+  if (!body) return;
+  body.replaceChildren();
+  const week = state.scores.length ? state.scores[state.scores.length - 1].week : null;
+  const rows = state.scores.filter((r) => r.week === week);
+  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "4", class: "muted" }, "—")));
+  for (const r of rows) {
+    body.append(el("tr", { dataset: { opd: r.opd_id } },
+      el("td", {}, r.opd_id),
+      el("td", {}, fmtDuration(r.ack_p50_s)),
+      el("td", {}, fmtDuration(r.ack_p90_s)),
+      el("td", { class: r.unanswered ? "warn" : "" }, `${r.unanswered}/${r.routed}`)));
+  }
+}
+
+async function loadScores() {
+  state.scores = await getJson("/api/scoreboard?weeks=1", []);
+  renderScores();
+}
+
 function sourceNames(inc) {
   return (inc.sources || []).map((s) => `${tk("source", s.kind)} ${s.name}`).join(", ");
 }
@@ -172,7 +226,7 @@ function renderHealth() {
   }
 }
 
-function renderAll() { renderGrid(); renderTimeline(); renderHealth(); renderDead(); }
+function renderAll() { renderGrid(); renderTimeline(); renderHealth(); renderDead(); renderScores(); }
 
 async function getJson(url, fallback) {
   try {
@@ -313,7 +367,10 @@ function handle(msg) {
   if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
   else if (msg.type === "camera.status") state.health.set(ev.status.camera_id, ev.status);
   else if (msg.type === "clip.ready") state.clips.set(ev.clip.incident_id, ev.clip);
-  else if (msg.type === "notification.delivery") {
+  else if (msg.type === "incident.action" && ["acknowledge", "start", "resolve", "routed"].includes(ev.action.kind)) {
+    clearTimeout(state.scoreTimer);
+    state.scoreTimer = setTimeout(loadScores, 1000);  // one reload for a burst of answers
+  } else if (msg.type === "notification.delivery") {
     if (ev.delivery.status === "dead") state.dead.set(ev.delivery.id, ev.delivery);
     else state.dead.delete(ev.delivery.id);
   }
@@ -404,6 +461,10 @@ async function boot() {
     applyLanguage();
   });
   $("#detail").addEventListener("close", () => { state.detailId = null; });
+  for (const select of document.querySelectorAll("#filters select")) {
+    select.addEventListener("change", () => { state.filter[select.name] = select.value; renderTimeline(); });
+  }
+  loadScores(); setInterval(loadScores, 60000);
   applyLanguage();
   tick(); setInterval(tick, 1000);
   connect();
