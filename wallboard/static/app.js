@@ -27,9 +27,14 @@ const tk = (group, key) => (STRINGS[state.lang][group] || {})[key] ?? key;
 function fmtTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
-  const s = d.toLocaleTimeString(state.lang === "id" ? "id-ID" : "en-GB",
+  const locale = state.lang === "id" ? "id-ID" : "en-GB";
+  const s = d.toLocaleTimeString(locale,
     { timeZone: state.ui.timezone, hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  return `${s} ${ZONE_LABEL[state.ui.timezone] || ""}`;
+  // Not today (in the operator's zone): say which day, or 14.00 reads as later than 05.13.
+  const day = (x) => x.toLocaleDateString("en-CA", { timeZone: state.ui.timezone });
+  const date = day(d) === day(new Date()) ? ""
+    : d.toLocaleDateString(locale, { timeZone: state.ui.timezone, day: "2-digit", month: "short" }) + " ";
+  return `${date}${s} ${ZONE_LABEL[state.ui.timezone] || ""}`;
 }
 
 function el(tag, attrs = {}, ...children) {
