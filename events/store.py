@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -347,6 +347,19 @@ class Store:
                  WHERE o.routed_at >= ? AND i.state != 'false_alarm' ORDER BY o.routed_at"""
         start = since.isoformat() if since else ""
         return await self._run(lambda c: c.execute(sql, (start,)).fetchall())
+
+    async def save_silence(self, silence_id: str, starts_at: str, ends_at: str, body: str) -> None:
+        await self.execute(
+            "INSERT OR REPLACE INTO silences(id, starts_at, ends_at, body) VALUES (?, ?, ?, ?)",
+            (silence_id, starts_at, ends_at, body),
+        )
+
+    async def silence_bodies(self, at: datetime | None = None) -> list[str]:
+        """Silences (as stored JSON) in force at `at`, or all that have not ended when None."""
+        stamp = (at or datetime.now(UTC)).isoformat()
+        sql = "SELECT body FROM silences WHERE ends_at > ?" + (" AND starts_at <= ?" if at else "")
+        rows = await self.execute(sql, (stamp, stamp) if at else (stamp,))
+        return [str(r[0]) for r in rows]
 
     async def unanswered(self) -> list[tuple[str, str]]:
         """(incident, OPD) pairs routed but not yet acknowledged, of incidents still open."""

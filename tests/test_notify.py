@@ -369,3 +369,21 @@ async def test_silences_inhibition_and_closed_duplicates_mute(
         assert inc.id not in sent
         muted = [a.note for a in await w.store.actions(inc.id) if a.kind == ActionKind.MUTED]
         assert muted and why in muted[0], muted
+
+
+async def test_a_silence_set_from_the_wall_mutes_too(make_world: Any, receiver: Receiver) -> None:
+    w = await make_world([bpbd(receiver.port)], group_wait_s=0)
+    hour = timedelta(hours=1)
+    silence = Silence(id="s-1", starts_at=T0 - hour, ends_at=T0 + hour, author="sari",
+                      comment="latihan", kinds=[IncidentKind.FLOOD])  # fmt: skip
+    await w.store.save_silence(silence.id, silence.starts_at.isoformat(),
+                               silence.ends_at.isoformat(), silence.model_dump_json())  # fmt: skip
+    inc = await w.desk.observe(flood(w.clock))
+    await w.tick(1)
+    assert receiver.requests == []
+    muted = [a.note for a in await w.store.actions(inc.id) if a.kind == ActionKind.MUTED]
+    assert muted and "senyap s-1 oleh sari" in muted[0]
+    w.clock.advance(7200)  # after the window, new incidents go out again
+    await w.desk.observe(flood(w.clock, camera_id="cam-later", desa="L"))
+    await w.tick(1)
+    assert len(receiver.requests) == 1

@@ -268,3 +268,28 @@ async def test_metrics_in_prometheus_format(site: Site) -> None:
     assert 'pantau_camera_up{camera="cam-1",state="online"} 1' in text
     assert 'pantau_incidents_open{kind="flood",state="new"} 1' in text
     assert 'pantau_deliveries_dead{opd="bpbd"} 1' in text
+
+
+async def test_supervisors_silence_notifications_from_the_wall(site: Site) -> None:
+    window = {
+        "ends_at": "2099-01-01T00:00:00+08:00",
+        "comment": "ganti kabel",
+        "cameras": ["cam-1"],
+    }
+    for who, status in (("viewer", 403), ("operator", 403), ("opd-bpbd", 403), ("anonymous", 401)):
+        async with site.client(who) as http:
+            assert (await http.post("/api/silences", json=window)).status_code == status
+    async with site.client("supervisor") as http:
+        made = await http.post("/api/silences", json=window)
+        assert made.status_code == 201 and made.json()["author"] == "supervisor"
+        bad = await http.post("/api/silences", json={**window, "ends_at": "2000-01-01T00:00:00Z"})
+        assert bad.status_code == 422
+    async with site.client("viewer") as http:
+        listed = (await http.get("/api/silences")).json()
+    assert [s["id"] for s in listed] == [made.json()["id"]]
+    async with site.client("supervisor") as http:
+        ended = await http.delete(f"/api/silences/{made.json()['id']}")
+        assert ended.status_code == 200
+        assert (await http.get("/api/silences")).json() == []
+    audit = [a["action"] for a in await site.accounts.audit_log()]
+    assert "silence.add" in audit and "silence.end" in audit

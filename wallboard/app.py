@@ -54,6 +54,7 @@ from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY, LiveFrames
 from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
+from wallboard.silences_api import silences_router
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -302,6 +303,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         return FileResponse(path, media_type="video/mp4")
 
     app.include_router(session_router(deps.accounts, access))
+    app.include_router(silences_router(deps.store, access, deps.accounts))
     if deps.desk is not None:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:

@@ -202,7 +202,8 @@ class Dispatcher:
 
     async def _muted(self, inc: Incident, opd_id: str) -> str | None:
         now = self.now()
-        for s in self.silences:
+        stored = [Silence.model_validate_json(b) for b in await self.store.silence_bodies(now)]
+        for s in [*self.silences, *stored]:
             if (
                 s.starts_at <= now < s.ends_at
                 and (not s.kinds or inc.kind in s.kinds)
