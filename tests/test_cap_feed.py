@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from events.cap_feed import CapFeedPoller, feed_links
 from events.config import CapFeed, Route, RouteMatch
 from events.desk import IncidentDesk
 from events.model import IncidentState
 from events.store import Store
+from tests.conftest import serve_asgi
 from tests.test_intake_api import LAUGHS, XXE, cap
 
 
@@ -46,16 +45,9 @@ class Site:
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     s = Site()
-    server = uvicorn.Server(
-        uvicorn.Config(s.app, host="127.0.0.1", port=0, log_config=None, interface="asgi3")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    s.port = server.servers[0].sockets[0].getsockname()[1]
-    yield s
-    server.should_exit = True
-    await task
+    async with serve_asgi(s.app) as port:
+        s.port = port
+        yield s
 
 
 def test_feed_links_from_rss_and_atom() -> None:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 import websockets
 
 from events.bus import MemoryBus
@@ -22,6 +21,7 @@ from events.model import (
     utcnow,
 )
 from events.store import Store
+from tests.conftest import serve_asgi
 from tests.test_model import make_incident
 from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import SESSION_COOKIE, Accounts, Role
@@ -92,16 +92,8 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         health=lambda: {},
         accounts=accounts,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Harness(store, bus, hub, port, accounts)
-    server.should_exit = True
-    await task
+    async with serve_asgi(create_app(deps)) as port:
+        yield Harness(store, bus, hub, port, accounts)
     await hub.stop()
     await bus.close()
     await store.close()

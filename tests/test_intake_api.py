@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from events.api_keys import ApiKeys
 from events.bus import MemoryBus
@@ -18,6 +16,7 @@ from events.config import Route, RouteMatch
 from events.desk import IncidentDesk
 from events.model import AlertStatus, IncidentKind, IncidentState, Severity, SourceKind
 from events.store import Store
+from tests.conftest import serve_asgi
 from tests.test_hub import NoFrames
 from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import SESSION_COOKIE, Accounts, Role
@@ -66,20 +65,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         health=lambda: {}, accounts=accounts, desk=desk, api_keys=keys,
         kecamatan=["Kuta", "Denpasar Barat"],
     )  # fmt: skip
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     staff = {"Cookie": f"{SESSION_COOKIE}={login[1]}"}  # a logged-in supervisor reads
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=10, headers=staff
-    ) as client:
+    async with (
+        serve_asgi(create_app(deps)) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=staff) as client,
+    ):
         yield Api(client, store, made)
-    server.should_exit = True
-    await task
     await bus.close()
     await store.close()
 

@@ -3,18 +3,16 @@ SMTP server (aiosmtpd), SQLite; grouping, muting and escalation on a controlled 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 
 from events.config import (
@@ -43,8 +41,9 @@ from events.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from events.notify.dispatcher import Dispatcher
 from events.store import Store
 from pantau.redis_server import free_port
+from tests.conftest import serve_asgi
+from tests.test_desk import T0, Clock
 
-T0 = datetime.fromisoformat("2026-11-23T02:00:00+00:00")
 SECRET = "rahasia-bpbd"
 
 
@@ -80,16 +79,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
-    server = uvicorn.Server(
-        uvicorn.Config(rec.app, host="127.0.0.1", port=0, log_config=None, interface="asgi3")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    rec.port = server.servers[0].sockets[0].getsockname()[1]
-    yield rec
-    server.should_exit = True
-    await task
+    async with serve_asgi(rec.app) as port:
+        rec.port = port
+        yield rec
 
 
 class Mailbox:
@@ -108,17 +100,6 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
     controller.start()
     yield box, port
     controller.stop()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> datetime:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from events.api_keys import ApiKeys
 from events.bus import MemoryBus
@@ -30,6 +29,7 @@ from events.model import (
     utcnow,
 )
 from events.store import Store
+from tests.conftest import serve_asgi
 from tests.test_hub import NoFrames
 from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import SESSION_COOKIE, Accounts, Role
@@ -97,16 +97,8 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
         api_keys=ApiKeys(store),
     )  # fmt: skip
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(deps), host="127.0.0.1", port=0, log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
-    server.should_exit = True
-    await task
+    async with serve_asgi(create_app(deps)) as port:
+        yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
     await bus.close()
     await store.close()
 
