@@ -285,3 +285,12 @@ async def test_supervisors_silence_notifications_from_the_wall(site: Site) -> No
         assert (await http.get("/api/silences")).json() == []
     audit = [a["action"] for a in await site.accounts.audit_log()]
     assert "silence.add" in audit and "silence.end" in audit
+
+
+async def test_walls_by_id_or_number_and_the_page_shell_is_open(site: Site) -> None:
+    async with site.client("anonymous") as http:
+        for path, status in (("/wall/utama", 200), ("/wall/1", 200), ("/wall/2", 404),
+                             ("/wall/nope", 404)):  # fmt: skip
+            assert (await http.get(path)).status_code == status, path
+        page = (await http.get("/wall/1")).text
+    assert "login-form" in page and "incident" not in page.lower().split("<body")[0]

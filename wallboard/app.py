@@ -119,7 +119,9 @@ def create_app(deps: WallboardDeps) -> FastAPI:
 
     @app.get("/wall/{wall_id}", include_in_schema=False)
     async def wall_page(wall_id: str) -> FileResponse:
-        if deps.walls and wall_id not in {w.id for w in deps.walls}:
+        # A wall by its id, or by its number in the configuration (/wall/1, /wall/2, ...).
+        numbered = wall_id.isdigit() and 1 <= int(wall_id) <= len(deps.walls)
+        if deps.walls and wall_id not in {w.id for w in deps.walls} and not numbered:
             raise HTTPException(404, f"no wall {wall_id!r} in the configuration")
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 

@@ -453,7 +453,8 @@ async function boot() {
   document.title = `Pantau · ${cfg.ui.title}`;
   for (const cam of cfg.cameras) state.cameras.set(cam.id, cam);
   const wallId = decodeURIComponent(location.pathname.split("/")[2] || "");
-  state.wall = cfg.walls.find((w) => w.id === wallId) || cfg.walls[0] || null;
+  state.wall = cfg.walls.find((w) => w.id === wallId)
+    || (/^\d+$/.test(wallId) ? cfg.walls[Number(wallId) - 1] : null) || cfg.walls[0] || null;
   state.order = state.wall && state.wall.cameras.length ? [...state.wall.cameras] : [...state.cameras.keys()];
   $("#lang").addEventListener("click", () => {
     state.lang = state.lang === "id" ? "en" : "id";
