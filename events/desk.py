@@ -85,7 +85,6 @@ class AlertReceipt:
 @dataclass
 class _Change:
     events: list[AnyEvent] = field(default_factory=list)
-    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 class IncidentDesk:
@@ -172,9 +171,12 @@ class IncidentDesk:
                 kind=alert.source, ref=alert.id, name=alert.sender, at=alert.sent_at,
                 summary=alert.title, active=alert.msg_type != AlertMsgType.CANCEL,
             )  # fmt: skip
-            current = await self._referenced_incident(alert)
+            replaced = await self._replaced_alerts(alert)
+            current = await self._incident_of(replaced)
             if current is not None:
-                inc = await self._apply_reference(current, alert, source, change)
+                inc = self._apply_reference(
+                    current, alert, {a.id for a in replaced}, source, change
+                )
                 return AlertReceipt(
                     alert, (await self._save(inc, current, change, alert.id)).id, False
                 )
@@ -206,25 +208,23 @@ class IncidentDesk:
             saved = await self._save(inc, current, change, alert.id)
             return AlertReceipt(alert, saved.id, duplicate=False)
 
-    async def _referenced_incident(self, alert: Alert) -> Incident | None:
+    async def _replaced_alerts(self, alert: Alert) -> list[Alert]:
+        """The earlier alerts of this sender that an Update or Cancel names."""
         if alert.msg_type == AlertMsgType.ALERT:
-            return None
-        for ref in alert.references:
-            old = await self.store.alert_by_external(alert.sender, ref)
-            if old is not None:
-                found = await self.store.incident_for_source(old.id)
-                if found is not None:
-                    return found
+            return []
+        found = [await self.store.alert_by_external(alert.sender, ref) for ref in alert.references]
+        return [a for a in found if a is not None]
+
+    async def _incident_of(self, alerts: list[Alert]) -> Incident | None:
+        for old in alerts:
+            found = await self.store.incident_for_source(old.id)
+            if found is not None:
+                return found
         return None
 
-    async def _apply_reference(
-        self, current: Incident, alert: Alert, source: Source, change: _Change
+    def _apply_reference(
+        self, current: Incident, alert: Alert, replaced: set[str], source: Source, change: _Change
     ) -> Incident:
-        replaced = set()
-        for ref in alert.references:
-            old = await self.store.alert_by_external(alert.sender, ref)
-            if old is not None:
-                replaced.add(old.id)
         sources = tuple(
             s.model_copy(update={"active": False}) if s.ref in replaced else s
             for s in current.sources
@@ -357,10 +357,10 @@ class IncidentDesk:
                 else EventType.INCIDENT_UPDATED
             )
         # The incident row goes first: the routed/merged log lines refer to it.
-        opened = IncidentEvent(type=event_type, at=now, incident=inc)  # type: ignore[arg-type]
-        events: list[AnyEvent] = [opened, *change.events]
-        links = [*change.links, *([(source_ref, inc.id)] if source_ref else [])]
-        await self.store.commit(events, tuple(links))
+        incident_event = IncidentEvent(type=event_type, at=now, incident=inc)  # type: ignore[arg-type]
+        events: list[AnyEvent] = [incident_event, *change.events]
+        links = ((source_ref, inc.id),) if source_ref else ()
+        await self.store.commit(events, links)
         await self._emit(events)
         log.info(
             "incident=%s %s state=%s sources=%d", inc.id, event_type, inc.state, len(inc.sources)
@@ -375,10 +375,10 @@ class IncidentDesk:
 
 
 def _with_source(sources: tuple[Source, ...], new: Source) -> tuple[Source, ...]:
-    """Replace the source with the same ref (a detection's update) or add it."""
-    out = [s for s in sources if s.ref != new.ref]
+    """Replace the source with the same ref (a detection's update, keeping its first time) or
+    add it."""
     kept = next((s for s in sources if s.ref == new.ref), None)
-    if kept is not None:
-        new = new.model_copy(update={"at": kept.at})
-        return tuple(new if s.ref == new.ref else s for s in sources)
-    return (*out, new)
+    if kept is None:
+        return (*sources, new)
+    new = new.model_copy(update={"at": kept.at})
+    return tuple(new if s.ref == new.ref else s for s in sources)
