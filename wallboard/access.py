@@ -5,6 +5,7 @@ page shell, the login, and a bare liveness check.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, WebSocket
@@ -24,17 +25,24 @@ class Actor:
     user: User | None
 
 
-def _token(headers: dict[str, str] | object, cookies: dict[str, str]) -> tuple[str | None, bool]:
-    """(token, is_api_key) from the session cookie, Authorization: Bearer or X-API-Key."""
-    get = getattr(headers, "get")  # noqa: B009  (starlette Headers)
-    key = get("x-api-key")
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization") or ""
+    return (auth[7:].strip() or None) if auth.lower().startswith("bearer ") else None
+
+
+def _token(headers: Mapping[str, str], cookies: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(token, is_api_key) from X-API-Key, Authorization: Bearer, or the session cookie."""
+    key = headers.get("x-api-key")
     if key:
         return key, True
-    auth = get("authorization") or ""
-    if auth.lower().startswith("bearer "):
-        value = auth[7:].strip()
+    value = _bearer(headers)
+    if value:
         return value, value.startswith(API_KEY_PREFIX)
     return cookies.get(SESSION_COOKIE), False
+
+
+def _refuse(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Access:
@@ -47,7 +55,7 @@ class Access:
         token, is_key = _token(request.headers, request.cookies)
         found = None if is_key else await self.accounts.session(token)
         if found is None:
-            raise HTTPException(401, "login required", headers={"WWW-Authenticate": "Bearer"})
+            raise _refuse("login required")
         request.state.user = found
         return found
 
@@ -55,14 +63,28 @@ class Access:
         token, is_key = _token(websocket.headers, websocket.cookies)
         return None if is_key else await self.accounts.session(token)
 
+    def session_token(self, request: Request) -> str | None:
+        token, is_key = _token(request.headers, request.cookies)
+        return None if is_key else token
+
+    async def _opd_of(self, key: str | None) -> str:
+        opd = await self.api_keys.verify(key) if self.api_keys is not None else None
+        if opd is None:
+            raise _refuse("API key is not valid or was revoked")
+        return opd
+
+    async def opd_system(self, request: Request) -> str:
+        """Dependency: the OPD whose API key came with the request (X-API-Key or Bearer)."""
+        key = request.headers.get("x-api-key") or _bearer(request.headers)
+        if not key:
+            raise _refuse("an API key is required (Authorization: Bearer <key>)")
+        return await self._opd_of(key)
+
     async def actor(self, request: Request) -> Actor:
         """Dependency: a person, or an OPD system with its API key."""
         token, is_key = _token(request.headers, request.cookies)
         if is_key and self.api_keys is not None:
-            opd = await self.api_keys.verify(token)
-            if opd is None:
-                raise HTTPException(401, "API key is not valid or was revoked",
-                                    headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+            opd = await self._opd_of(token)
             return Actor(f"opd:{opd}", opd, None)
         user = await self.user(request)
         return Actor(user.username, user.opd_id, user)

@@ -309,7 +309,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     if deps.desk is not None:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:
-        app.include_router(intake_router(deps.desk, deps.api_keys, set(cameras), deps.kecamatan))
+        app.include_router(intake_router(deps.desk, access, set(cameras), deps.kecamatan))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, since: int | None = None) -> None:

@@ -8,14 +8,13 @@ before parsing, and every refusal says why.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel
 
-from events.api_keys import ApiKeys
 from events.desk import AlertReceipt, IncidentDesk
 from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
+from wallboard.access import Access
 
 log = logging.getLogger(__name__)
 _JSON = ("application/json",)
@@ -54,25 +53,9 @@ def _refuse(exc: IntakeError) -> HTTPException:
 
 
 def intake_router(
-    desk: IncidentDesk, keys: ApiKeys, cameras: set[str], kecamatan: list[str]
+    desk: IncidentDesk, access: Access, cameras: set[str], kecamatan: list[str]
 ) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["intake"])
-
-    async def opd_of_key(
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> str:
-        key = x_api_key
-        if key is None and authorization and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
-        if not key:
-            raise HTTPException(401, "an API key is required (Authorization: Bearer <key>)",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-        opd = await keys.verify(key)
-        if opd is None:
-            raise HTTPException(401, "API key is not valid or was revoked",
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-        return opd
 
     def answer(receipts: list[AlertReceipt], response: Response) -> list[AlertAccepted]:
         fresh = any(not r.duplicate for r in receipts)
@@ -82,7 +65,7 @@ def intake_router(
 
     @router.post("/alerts", status_code=201, responses={200: {"description": "a duplicate"}})
     async def post_alert(
-        request: Request, response: Response, opd: str = Depends(opd_of_key)
+        request: Request, response: Response, opd: str = Depends(access.opd_system)
     ) -> AlertAccepted:
         """One alert from an OPD system or a citizen-report gateway. The alert is stored
         before this answers; sending the same `id` again is answered 200 and changes nothing."""
@@ -99,7 +82,7 @@ def intake_router(
 
     @router.post("/cap", status_code=201)
     async def post_cap(
-        request: Request, response: Response, opd: str = Depends(opd_of_key)
+        request: Request, response: Response, opd: str = Depends(access.opd_system)
     ) -> list[AlertAccepted]:
         """A CAP 1.2 <alert> (e.g. a BMKG warning relayed by BPBD). DTDs and entities are
         refused. One alert per configured kecamatan the CAP areas name."""

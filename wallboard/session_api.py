@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.model import ActionKind
 from wallboard.access import Access
-from wallboard.auth import SESSION_COOKIE, Accounts, Role, User
+from wallboard.auth import ACTION_ROLES, SESSION_COOKIE, Accounts, Role, User
 
 
 class LoginIn(BaseModel):
@@ -65,9 +66,7 @@ def session_router(accounts: Accounts, access: Access) -> APIRouter:
     async def logout(
         request: Request, response: Response, user: Annotated[User, Depends(access.user)]
     ) -> dict[str, bool]:
-        token = request.cookies.get(SESSION_COOKIE)
-        auth = request.headers.get("authorization", "")
-        token = token or (auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+        token = access.session_token(request)
         if token:
             await accounts.logout(token)
         await accounts.audit(user, "logout", ip=_ip(request))
@@ -107,7 +106,5 @@ def session_router(accounts: Accounts, access: Access) -> APIRouter:
     return router
 
 
-def _allowed(user: User) -> list[object]:
-    from wallboard.auth import ACTION_ROLES
-
-    return [a for a, roles in ACTION_ROLES.items() if user.role in roles]
+def _allowed(user: User) -> list[ActionKind]:
+    return [a for a in ACTION_ROLES if user.may(a)]
