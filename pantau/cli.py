@@ -8,9 +8,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from events.store import Store
 from pantau import demo_media
 from pantau.config import ConfigError, PantauConfig, load
 
@@ -93,83 +94,81 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> i
     return 0
 
 
-def cmd_apikey(args: argparse.Namespace) -> int:
-    """Make, list or revoke the API keys OPD systems use for POST /api/alerts and /api/cap."""
-    from events.api_keys import ApiKeys
-    from events.store import Store
-
-    path = Path(args.config)
+def _with_store(
+    config_path: str, work: Callable[[PantauConfig, Path, Store], Awaitable[int]]
+) -> int:
+    """Open the site's database (as `pantau run` would find it), run `work`, close it."""
+    path = Path(config_path)
     config = _load_or_exit(path, demo_env())
     store = Store(path.resolve().parent / config.storage.data_dir / "pantau.db")
 
     async def run() -> int:
         await store.open()
         try:
-            keys = ApiKeys(store)
-            if args.action == "create":
-                if args.opd not in {o.id for o in config.opds}:
-                    sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
-                    return EXIT_INVALID_CONFIG
-                info, key = await keys.create(args.opd, args.label)
-                sys.stdout.write(f"{info.id} {info.opd_id}\n{key}\n")
-                sys.stderr.write("Keep this key now: only its hash is stored.\n")
-            elif args.action == "revoke":
-                if not await keys.revoke(args.id):
-                    sys.stderr.write(f"no live key {args.id!r}\n")
-                    return 1
-            else:
-                for k in await keys.list():
-                    state = f"revoked {k.revoked_at}" if k.revoked_at else "live"
-                    sys.stdout.write(f"{k.id}\t{k.opd_id}\t{k.label}\t{k.created_at}\t{state}\n")
-            return 0
+            return await work(config, path, store)
         finally:
             await store.close()
 
     return asyncio.run(run())
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Make, list or revoke the API keys OPD systems use for POST /api/alerts and /api/cap."""
+    from events.api_keys import ApiKeys
+
+    async def work(config: PantauConfig, path: Path, store: Store) -> int:
+        keys = ApiKeys(store)
+        if args.action == "create":
+            if args.opd not in {o.id for o in config.opds}:
+                sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
+                return EXIT_INVALID_CONFIG
+            info, key = await keys.create(args.opd, args.label)
+            sys.stdout.write(f"{info.id} {info.opd_id}\n{key}\n")
+            sys.stderr.write("Keep this key now: only its hash is stored.\n")
+        elif args.action == "revoke":
+            if not await keys.revoke(args.id):
+                sys.stderr.write(f"no live key {args.id!r}\n")
+                return 1
+        else:
+            for k in await keys.list():
+                state = f"revoked {k.revoked_at}" if k.revoked_at else "live"
+                sys.stdout.write(f"{k.id}\t{k.opd_id}\t{k.label}\t{k.created_at}\t{state}\n")
+        return 0
+
+    return _with_store(args.config, work)
 
 
 def cmd_user(args: argparse.Namespace) -> int:
     """Accounts for the wall: add (or change) one, list them, disable one."""
     import getpass
 
-    from events.store import Store
     from wallboard.auth import Accounts, Role
 
-    path = Path(args.config)
-    config = _load_or_exit(path, demo_env())
-    store = Store(path.resolve().parent / config.storage.data_dir / "pantau.db")
+    async def work(config: PantauConfig, path: Path, store: Store) -> int:
+        accounts = Accounts(store)
+        if args.action == "add":
+            if args.opd and args.opd not in {o.id for o in config.opds}:
+                sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
+                return EXIT_INVALID_CONFIG
+            password = os.environ.get("PANTAU_PASSWORD") or getpass.getpass("password: ")
+            try:
+                user = await accounts.add(args.username, password, Role(args.role),
+                                          args.name, args.opd)  # fmt: skip
+            except ValueError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 1
+            sys.stdout.write(f"{user.username}\t{user.role}\t{user.opd_id or ''}\n")
+        elif args.action == "disable":
+            if not await accounts.disable(args.username):
+                sys.stderr.write(f"no user {args.username!r}\n")
+                return 1
+        else:
+            for user, off in await accounts.all():
+                state = "disabled" if off else "active"
+                sys.stdout.write(f"{user.username}\t{user.role}\t{user.opd_id or ''}\t{state}\n")
+        return 0
 
-    async def run() -> int:
-        await store.open()
-        try:
-            accounts = Accounts(store)
-            if args.action == "add":
-                if args.opd and args.opd not in {o.id for o in config.opds}:
-                    sys.stderr.write(f"unknown OPD {args.opd!r} (see opds: in {path})\n")
-                    return EXIT_INVALID_CONFIG
-                password = os.environ.get("PANTAU_PASSWORD") or getpass.getpass("password: ")
-                try:
-                    user = await accounts.add(args.username, password, Role(args.role),
-                                              args.name, args.opd)  # fmt: skip
-                except ValueError as exc:
-                    sys.stderr.write(f"{exc}\n")
-                    return 1
-                sys.stdout.write(f"{user.username}\t{user.role}\t{user.opd_id or ''}\n")
-            elif args.action == "disable":
-                if not await accounts.disable(args.username):
-                    sys.stderr.write(f"no user {args.username!r}\n")
-                    return 1
-            else:
-                for user, off in await accounts.all():
-                    state = "disabled" if off else "active"
-                    sys.stdout.write(
-                        f"{user.username}\t{user.role}\t{user.opd_id or ''}\t{state}\n"
-                    )
-            return 0
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return _with_store(args.config, work)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -180,11 +179,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    schemas = json_schemas()
+    for name, schema in schemas.items():
         (out / f"{name}.schema.json").write_text(
             json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
         )
-    sys.stdout.write(f"wrote {len(json_schemas())} schemas to {out}\n")
+    sys.stdout.write(f"wrote {len(schemas)} schemas to {out}\n")
     return 0
 
 
