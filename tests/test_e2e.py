@@ -21,13 +21,13 @@ import pytest
 import websockets
 
 from pantau.config import load
+from pantau.redis_server import free_port
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
 from tests.conftest import (
     REPO,
     TEST_PASSWORD,
     bearer,
-    free_port,
     staff_token,
     write_config,
 )

@@ -17,8 +17,8 @@ from ingest.config import CameraSource
 from ingest.frame import Frame
 from ingest.source import CaptureSource
 from ingest.worker import CameraWorker
+from pantau.redis_server import free_port
 from pantau.rtsp_server import RtspTestServer
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -27,10 +27,13 @@ class _Out:
         self.lines: list[str] = []
         self._declared: set[str] = set()
 
-    def add(self, name: str, type_: str, help_: str, value: float, **labels: object) -> None:
+    def declare(self, name: str, type_: str, help_: str) -> None:
         if name not in self._declared:
             self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {type_}"]
             self._declared.add(name)
+
+    def add(self, name: str, type_: str, help_: str, value: float, **labels: object) -> None:
+        self.declare(name, type_, help_)
         self.lines.append(f"{name}{_labels(**labels)} {value:g}")
 
 
@@ -68,13 +71,12 @@ def render(
                     out.add("pantau_zone_objects", "gauge", "objects in a zone now",
                             float(n), camera=cam, zone=zone, cls=cls)  # fmt: skip
     by_kind = Counter((str(i.kind), str(i.state)) for i in open_incidents)
-    out.add("pantau_incidents_open", "gauge", "incidents not yet closed, by kind and state", 0)
-    out.lines.pop()  # declared even when there is none
+    # Declared even when there is none, so dashboards see the series exists.
+    out.declare("pantau_incidents_open", "gauge", "incidents not yet closed, by kind and state")
     for (kind, state), n in sorted(by_kind.items()):
         out.add("pantau_incidents_open", "gauge", "", n, kind=kind, state=state)
     dead_by_opd = Counter(d.opd_id for d in dead)
-    out.add("pantau_deliveries_dead", "gauge", "notifications that gave up in the last 24 h", 0)
-    out.lines.pop()
+    out.declare("pantau_deliveries_dead", "gauge", "notifications that gave up in the last 24 h")
     for opd, n in sorted(dead_by_opd.items()):
         out.add("pantau_deliveries_dead", "gauge", "", n, opd=opd)
     out.add("pantau_wall_clients", "gauge", "wall screens connected",

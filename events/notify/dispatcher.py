@@ -159,7 +159,7 @@ class Dispatcher:
             if not sent:
                 self._queue(inc, opd_id)
                 continue
-            deadline = ack_deadlines(inc, self.routes).get(opd_id, 300.0)
+            deadline = self._deadline(inc, opd_id)
             step = sum(a.kind == ActionKind.ESCALATED for a in sent)
             self._watches[(inc.id, opd_id)] = _Watch(
                 inc.id, opd_id, step, sent[-1].at + self._delay(opd_id, step, deadline), deadline
@@ -273,7 +273,7 @@ class Dispatcher:
             await self._record_action(inc.id, ActionKind.NOTIFIED, opd.id, channels)
             if {(inc.id, opd.id), (inc.id, None)} & self._answered:
                 continue  # answered before the notice left: told, but nothing to escalate
-            deadline = ack_deadlines(inc, self.routes).get(opd.id, 300.0)
+            deadline = self._deadline(inc, opd.id)
             self._watches[(inc.id, opd.id)] = _Watch(
                 inc.id, opd.id, 0, now + timedelta(seconds=deadline), deadline
             )
@@ -291,6 +291,10 @@ class Dispatcher:
         note = f"eskalasi ke-{watch.step}: {contact.name} ({channels})"
         await self._record_action(inc.id, ActionKind.ESCALATED, opd.id, note)
         log.warning("incident=%s opd=%s not acknowledged: %s", inc.id, opd.id, note)
+
+    def _deadline(self, inc: Incident, opd_id: str) -> float:
+        """Seconds the OPD has to acknowledge, from the route that sent the incident to it."""
+        return ack_deadlines(inc, self.routes).get(opd_id, 300.0)
 
     def _delay(self, opd_id: str, step: int, deadline_s: float) -> timedelta:
         last = len(self.opds[opd_id].contacts) - 1
