@@ -99,6 +99,7 @@ class CameraAnalytics:
         )
         self.frames = 0
         self.detected = 0
+        self.last_activity_mono: float | None = None  # motion (or, ungated, any object)
         tamper = next((r for r in rules if isinstance(r, TamperRule)), None)
         self.health = (
             CameraHealthIncidents(
@@ -108,6 +109,11 @@ class CameraAnalytics:
             else None
         )
         self.last_zone_counts: dict[str, dict[str, int]] = {}
+
+    def active(self, now_mono: float, hold_s: float = 3.0) -> bool:
+        """Did something move on this camera in the last `hold_s` seconds?"""
+        seen = self.last_activity_mono
+        return seen is not None and now_mono - seen <= hold_s
 
     async def on_health(self, status: CameraStatus, now_mono: float) -> None:
         if self.health is not None:
@@ -122,6 +128,8 @@ class CameraAnalytics:
         if self._gate is not None:
             gate = await asyncio.to_thread(self._gate.check, frame.image, frame.captured_mono)
             run_detector = gate.detect
+            if gate.motion:
+                self.last_activity_mono = frame.captured_mono
         else:
             run_detector = True
         if run_detector:
@@ -129,6 +137,8 @@ class CameraAnalytics:
             detections = self.tracker.update(found, frame.captured_mono)
             self.last_detections = detections
             self.detected += 1
+            if self._gate is None and detections:
+                self.last_activity_mono = frame.captured_mono
         else:
             # A still scene: what was there is still there; rules keep their clocks running.
             detections = self.last_detections

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import av
@@ -29,6 +30,10 @@ from ingest.urls import mask_text, mask_url
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
+
+# (one encoded access unit as the camera sent it, Annex-B for H.264; is it a keyframe)
+PacketListener = Callable[[bytes, bool], None]
+H264_SPS = 7
 
 
 class CaptureSource:
@@ -62,6 +67,9 @@ class CaptureSource:
         self.codec: str | None = None
         self.last_frame_mono: float | None = None
         self._down_since: float | None = None  # when a camera that was online went down
+        # Swapped whole, never mutated: the capture thread reads it without a lock.
+        self._packet_listeners: tuple[PacketListener, ...] = ()
+        self._parameter_sets = b""  # SPS/PPS from the SDP, for keyframes that lack them
 
     # ---- consumer side -------------------------------------------------------------------
     def latest(self) -> Frame | None:
@@ -121,6 +129,33 @@ class CaptureSource:
             return 0.0
         span = recent[-1] - recent[0]
         return (len(recent) - 1) / span if span > 0 else 0.0
+
+    # ---- encoded packets (live video relays them without decoding) ---------------------
+    def add_packet_listener(self, listener: PacketListener) -> None:
+        """Call `listener` on the capture thread with every video packet from now on. It
+        must be quick and must not block: it runs between the camera and the decoder."""
+        with self._lock:
+            self._packet_listeners = (*self._packet_listeners, listener)
+
+    def remove_packet_listener(self, listener: PacketListener) -> None:
+        with self._lock:
+            self._packet_listeners = tuple(f for f in self._packet_listeners if f != listener)
+
+    def _relay(self, packet: av.Packet) -> None:
+        listeners = self._packet_listeners
+        if not listeners or not packet.size:
+            return
+        data = bytes(packet)
+        keyframe = bool(packet.is_keyframe)
+        if keyframe and self._parameter_sets and not _has_sps(data):
+            # Cameras that send SPS/PPS only in the SDP: a viewer joining at this keyframe
+            # needs them in-band.
+            data = self._parameter_sets + data
+        for listener in listeners:
+            try:
+                listener(data, keyframe)
+            except Exception:  # a broken viewer must never stop the camera
+                log.exception("camera=%s packet listener failed", self.camera_id)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -203,11 +238,16 @@ class CaptureSource:
             return False, "the stream has no video track"
         stream = container.streams.video[0]
         self.codec = stream.codec_context.name
+        extradata = stream.codec_context.extradata or b""
+        # RTSP's H.264 extradata is Annex-B (from sprop-parameter-sets); avcC would start 0x01.
+        annex_b = extradata.startswith((b"\0\0\1", b"\0\0\0\1"))
+        self._parameter_sets = extradata if self.codec == "h264" and annex_b else b""
         got_any = False
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     break
+                self._relay(packet)
                 for decoded in packet.decode():
                     self._publish(decoded)  # type: ignore[arg-type]
                     if not got_any:
@@ -247,3 +287,13 @@ class CaptureSource:
             )
         self._state = state
         self.last_error = error
+
+
+def _has_sps(access_unit: bytes) -> bool:
+    """Does an Annex-B H.264 access unit carry a sequence parameter set?"""
+    start = access_unit.find(b"\0\0\1")
+    while start != -1 and start + 3 < len(access_unit):
+        if access_unit[start + 3] & 0x1F == H264_SPS:
+            return True
+        start = access_unit.find(b"\0\0\1", start + 3)
+    return False

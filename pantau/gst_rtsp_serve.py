@@ -137,10 +137,13 @@ class LoopingStream:
         key = next(self._keys)
         with self._lock:
             # Under the lock: the GOP and the live frames after it reach this viewer in order.
-            origin = self._gop[0][1] if self._gop else None
-            self._sinks[key] = (appsrc, origin)
-            for buf, at in self._gop:
-                _push(appsrc, buf, at - origin)
+            if not self._gop:
+                self._sinks[key] = (appsrc, None)  # starts at the next keyframe
+            else:
+                origin = self._gop[0][1]
+                self._sinks[key] = (appsrc, origin)
+                for buf, at in self._gop:
+                    _push(appsrc, buf, at - origin)
         media.connect("unprepared", lambda _m: self._detach(key))
 
     def _detach(self, key: int) -> None:

@@ -42,6 +42,7 @@ from events.notify.dispatcher import Dispatcher
 from events.redis_bus import RedisStreamBus
 from events.store import Store
 from ingest.recording import RecordingService
+from ingest.source import PacketListener
 from ingest.urls import mask_url
 from ingest.worker import CameraWorker
 from pantau import demo_media
@@ -51,6 +52,7 @@ from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import Accounts, Role
 from wallboard.hub import Hub
 from wallboard.live import LiveFrames
+from wallboard.webrtc import LiveVideo
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class Runtime:
         self._reported: dict[str, CameraState] = {}
         self._web: _QuietServer | None = None
         self._web_task: asyncio.Task[None] | None = None
+        self.video = LiveVideo(self, self.config.ui.max_live_viewers)
 
     # ---- wiring helpers ------------------------------------------------------------------
     async def _open_incidents(self) -> list[Incident]:
@@ -132,6 +135,19 @@ class Runtime:
         worker = self.workers.get(camera_id)
         frame = worker.latest() if worker else None
         return (frame.seq, frame.image) if frame is not None else None
+
+    # The wall's PacketSource: live video taps the packets each capture already receives.
+    def codec(self, camera_id: str) -> str | None:
+        worker = self.workers.get(camera_id)
+        return worker.capture.codec if worker else None
+
+    def add_packet_listener(self, camera_id: str, listener: PacketListener) -> None:
+        if camera_id in self.workers:
+            self.workers[camera_id].capture.add_packet_listener(listener)
+
+    def remove_packet_listener(self, camera_id: str, listener: PacketListener) -> None:
+        if camera_id in self.workers:
+            self.workers[camera_id].capture.remove_packet_listener(listener)
 
     async def _on_detection(self, event: IncidentEvent) -> None:
         """Analytics opened, updated or closed a detection: clip it, hand it to the desk."""
@@ -165,6 +181,13 @@ class Runtime:
                 await self.desk.expire_alerts()
             except Exception:
                 log.exception("alert expiry failed")
+
+    async def _activity(self) -> None:
+        """Which cameras see motion now, for the wall's smart streaming."""
+        while True:
+            now = time.monotonic()
+            self.hub.set_activity({cid for cid, a in self.analytics.items() if a.active(now)})
+            await asyncio.sleep(1.0)
 
     async def _publish_clip(self, clip: ClipRef) -> None:
         await self.bus.publish(ClipReadyEvent(clip=clip))
@@ -208,6 +231,7 @@ class Runtime:
                 for cid, a in self.analytics.items()
             },
             "wall_clients": self.hub.client_count,
+            "live_video": self.video.stats(),
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -231,6 +255,7 @@ class Runtime:
             )
             await self.recording.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self._tasks.append(asyncio.create_task(self._activity(), name="activity"))
         await self.dispatcher.start(self.bus)
         for feed in self.config.intake.cap_feeds:
             poller = CapFeedPoller(feed, self.kecamatan_names(), self.desk.receive_alert)
@@ -282,6 +307,7 @@ class Runtime:
             store=self.store,
             hub=self.hub,
             live=LiveFrames(self),
+            video=self.video,
             cameras=cameras,
             walls=self.config.walls,
             ui=self.config.ui,
@@ -319,6 +345,7 @@ class Runtime:
             self._web.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._web_task, 3)
+        await self.video.close()
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
         if self.recording is not None:
             await self.recording.stop()

@@ -69,11 +69,16 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     page = await browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
     await login(page, f"http://127.0.0.1:{running.web_port}/", running)
     assert page.url.endswith("/wall/utama")
-    # The tile renders real frames from the RTSP stream (MJPEG from the ingest worker).
+    # The focus tile plays the camera live over WebRTC: the camera's own H.264, relayed by
+    # the server without re-encoding, decoded by Chromium (a picture of the camera's size).
     await page.wait_for_function(
-        "() => { const i = document.querySelector('.tile img'); return i && i.naturalWidth > 0 }",
-        timeout=30000,
+        "() => { const t = document.querySelector('.tile');"
+        " const v = t && t.querySelector('video');"
+        " return t.dataset.mode === 'webrtc' && v.videoWidth === 480 && v.currentTime > 1 }",
+        timeout=40000,
     )
+    live = running.video.stats()
+    assert live["viewers"] == 1 and running.video.tapped_cameras() == ["plaza-cam"]
     # People on camera -> the incident is on the timeline and its camera tile is in focus.
     item = page.locator(".timeline .incident.is-active").first
     await item.wait_for(timeout=60000)
@@ -121,6 +126,12 @@ async def test_phone_layout_shows_incidents_without_video(
     await page.locator(".timeline .incident").first.wait_for(timeout=60000)
     assert not await page.locator("#grid").is_visible()
     assert await page.locator(".timeline").is_visible()
+    # No video grid, so no video at all: not one stream is opened for a phone on the move.
+    assert await page.evaluate(
+        "document.querySelectorAll('.tile img[src]').length === 0"
+        " && [...document.querySelectorAll('.tile video')].every(v => !v.srcObject)"
+    )
+    assert running.video.stats()["viewers"] == 0
     await page.close()
 
 

@@ -28,7 +28,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from events.api_keys import ApiKeys
 from events.desk import IncidentDesk
@@ -55,6 +55,7 @@ from wallboard.live import BOUNDARY, LiveFrames
 from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
 from wallboard.silences_api import silences_router
+from wallboard.webrtc import LiveError, LiveVideo
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -71,6 +72,11 @@ class CameraInfo(BaseModel):
     status: CameraStatus | None = None
 
 
+class WebRtcOffer(BaseModel):
+    sdp: str = Field(min_length=10, max_length=100_000)
+    type: Literal["offer", "answer"] = "offer"
+
+
 @dataclass
 class WallboardDeps:
     store: Store
@@ -84,6 +90,7 @@ class WallboardDeps:
     health: Callable[[], dict[str, object]]
     accounts: Accounts
     mjpeg_fps: float = 5.0
+    video: LiveVideo | None = None  # WebRTC; None where a deployment offers MJPEG only
     desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
     kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
@@ -184,6 +191,21 @@ def create_app(deps: WallboardDeps) -> FastAPI:
             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.post("/api/cameras/{camera_id}/webrtc")
+    async def camera_webrtc(
+        camera_id: str, offer: WebRtcOffer, user: Annotated[User, Depends(access.user)]
+    ) -> WebRtcOffer:
+        """Live video: post the browser's SDP offer (receive-only, ICE gathered), get the
+        answer. The camera's H.264 is relayed as it is; a 409/415 means "use the MJPEG"."""
+        camera_or_404(camera_id)
+        if deps.video is None:
+            raise HTTPException(404, "WebRTC live video is not enabled on this server")
+        try:
+            sdp = await deps.video.answer(camera_id, offer.sdp, user.username)
+        except LiveError as exc:
+            raise HTTPException(exc.status, exc.reason) from exc
+        return WebRtcOffer(sdp=sdp, type="answer")
 
     @app.get("/api/incidents")
     async def list_incidents(

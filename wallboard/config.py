@@ -24,6 +24,12 @@ class UiConfig(Strict):
     # The operator's zone: WIB (Asia/Jakarta), WITA (Asia/Makassar) or WIT (Asia/Jayapura).
     timezone: Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"] = "Asia/Jakarta"
     language: Literal["id", "en"] = "id"
+    # Live tiles: "smart" plays WebRTC video only for tiles with motion, an open incident or
+    # the focus, and refreshes the others with a still every `idle_refresh_s` (as Frigate);
+    # "live" plays every tile; "mjpeg" is "smart" without WebRTC (MJPEG for the busy tiles).
+    streaming: Literal["smart", "live", "mjpeg"] = "smart"
+    idle_refresh_s: float = Field(default=10.0, ge=1, le=300)
+    max_live_viewers: int = Field(default=64, ge=0, le=1024)
 
 
 class Wall(Strict):

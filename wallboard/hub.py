@@ -62,6 +62,7 @@ class Hub:
         self._client_queue = client_queue
         self._clients: set[Client] = set()
         self._cameras: dict[str, CameraStatus] = {}
+        self._activity: frozenset[str] = frozenset()
         self.seq = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -107,6 +108,21 @@ class Hub:
             return self._routed.get(event.clip.incident_id, frozenset())
         return None
 
+    def set_activity(self, cameras: set[str]) -> None:
+        """Cameras with motion now: a hint for smart streaming, not an event. Sent unnumbered
+        when it changes, and with every snapshot and heartbeat, so a resumed page catches up."""
+        active = frozenset(cameras)
+        if active == self._activity:
+            return
+        self._activity = active
+        message = json.dumps({"type": "camera.activity", "activity": sorted(active)})
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                client.cut_off.set()
+                self._clients.discard(client)
+
     def publish(self, event: AnyEvent) -> None:
         if isinstance(event, CameraStatusEvent):
             self._cameras[event.status.camera_id] = event.status
@@ -139,6 +155,7 @@ class Hub:
                 "type": "snapshot",
                 "incidents": [i.model_dump(mode="json") for i in incidents],
                 "cameras": [s.model_dump(mode="json") for s in self._cameras.values()],
+                "activity": sorted(self._activity),
                 **self._static,
             },
             ensure_ascii=False,
@@ -161,4 +178,6 @@ class Hub:
         self._clients.discard(client)
 
     def heartbeat(self) -> str:
-        return json.dumps({"type": "heartbeat", "seq": self.seq})
+        return json.dumps(
+            {"type": "heartbeat", "seq": self.seq, "activity": sorted(self._activity)}
+        )

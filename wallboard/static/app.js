@@ -1,5 +1,6 @@
 // The wall page: tiles from the layout, an incident timeline fed by the WebSocket hub.
 import { STRINGS, ZONE_LABEL } from "/static/i18n.js";
+import { TileStream } from "/static/tiles.js";
 
 const state = {
   lang: localStorage.getItem("pantau.lang") || null,
@@ -7,6 +8,8 @@ const state = {
   ui: { title: "", timezone: "Asia/Jakarta", language: "id" },
   cameras: new Map(),      // id -> {id, name, kecamatan, desa}
   health: new Map(),       // id -> CameraStatus
+  activity: new Set(),     // camera ids with motion now (smart streaming plays them live)
+  streams: new Map(),      // camera id -> TileStream of its tile
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
@@ -100,11 +103,14 @@ function renderGrid() {
   wanted.forEach((id, index) => {
     let tile = existing.get(id);
     if (!tile) {
-      const img = el("img", { src: `/api/cameras/${encodeURIComponent(id)}/mjpeg`, alt: id,
-        onerror: (e) => setTimeout(() => { e.target.src = e.target.src.split("?")[0] + "?r=" + Date.now(); }, 3000) });
-      tile = el("figure", { class: "tile", dataset: { camera: id } }, img,
+      const video = el("video", { muted: "", autoplay: "", playsinline: "" });
+      video.muted = true;  // the attribute alone does not satisfy every autoplay policy
+      video.hidden = true;
+      tile = el("figure", { class: "tile", dataset: { camera: id, mode: "off" } },
+        el("img", { alt: id }), video,
         el("figcaption", {}, el("span", { class: "cam-name" }), el("span", { class: "cam-alert" })),
         el("div", { class: "overlay" }));
+      state.streams.set(id, new TileStream(tile, id, { idleRefreshS: state.ui.idle_refresh_s || 10 }));
     }
     existing.delete(id);
     if (grid.children[index] !== tile) grid.insertBefore(tile, grid.children[index] || null);
@@ -119,7 +125,30 @@ function renderGrid() {
     tile.classList.toggle("down", !!down);
     tile.querySelector(".overlay").textContent = down ? tk("camera_state", health.state) : "";
   });
-  for (const stale of existing.values()) stale.remove();
+  for (const stale of existing.values()) {
+    state.streams.get(stale.dataset.camera)?.stopAll();
+    state.streams.delete(stale.dataset.camera);
+    stale.remove();
+  }
+  updateStreams();
+}
+
+// Smart streaming (as Frigate): tiles with motion, an open incident or the focus play live
+// video; quiet tiles show a still refreshed every idle_refresh_s. The phone layout hides the
+// grid and so streams nothing.
+function updateStreams() {
+  const hidden = getComputedStyle($("#grid")).display === "none";
+  const policy = state.ui.streaming || "smart";
+  state.order.forEach((id, index) => {
+    const stream = state.streams.get(id);
+    if (!stream) return;
+    const camDown = (state.health.get(id) || {}).state === "offline";
+    const busy = index === 0 || !!activeIncidentFor(id) || state.activity.has(id);
+    let mode = policy === "live" || busy ? "live" : "idle";
+    if (policy === "mjpeg") stream.noWebrtc = true;  // "live" is then MJPEG
+    if (hidden) mode = "off"; else if (camDown) mode = "idle";
+    stream.want(mode);
+  });
 }
 
 function renderTimeline() {
@@ -356,11 +385,19 @@ function onIncident(type, inc) {
   if (isNew && inc.camera_id) { focusCamera(inc.camera_id); beep(); }
 }
 
+function setActivity(ids) {
+  state.activity = new Set(ids || []);
+  updateStreams();
+}
+
 function handle(msg) {
-  if (msg.type === "heartbeat") return;
+  // Activity is a hint, not an event: unnumbered, and each heartbeat carries all of it.
+  if (msg.type === "heartbeat") { if (msg.activity) setActivity(msg.activity); return; }
+  if (msg.type === "camera.activity") { setActivity(msg.activity); return; }
   if (msg.type === "snapshot") {
     state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
+    state.activity = new Set(msg.activity || []);
     state.seq = msg.seq;
     loadDead();
     renderAll();
@@ -473,6 +510,8 @@ async function boot() {
   loadScores(); setInterval(loadScores, 60000);
   applyLanguage();
   tick(); setInterval(tick, 1000);
+  setInterval(updateStreams, 5000);  // ends the live hold of tiles that went quiet
+  window.addEventListener("resize", updateStreams);  // phone <-> wall layout
   connect();
 }
 
