@@ -29,7 +29,7 @@ from analytics.config import (
 from events.config import IntakeConfig, NotifyConfig, Opd, Route, Slug
 from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
-from wallboard.config import LAYOUT_TILES, ServerConfig, UiConfig, Wall
+from wallboard.config import LAYOUT_TILES, Preset, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
 RULE_TYPES = ("crowd", "tamper", "traffic", "flood")
@@ -150,19 +150,45 @@ class PantauConfig(Strict):
                             )
                         )
         for wi, wall in enumerate(self.walls):
-            for ci, cam_id in enumerate(wall.cameras):
-                if cam_id not in cams:
+            views: list[tuple[Loc, Wall | Preset]] = [(("walls", wi), wall)]
+            views += [(("walls", wi, "presets", pi), p) for pi, p in enumerate(wall.presets)]
+            for loc, view in views:
+                for ci, cam_id in enumerate(view.cameras):
+                    if cam_id not in cams:
+                        problems.append(
+                            ((*loc, "cameras", ci), f"camera {cam_id!r} is not defined")
+                        )
+                if len(view.cameras) > LAYOUT_TILES[view.layout]:
                     problems.append(
-                        (("walls", wi, "cameras", ci), f"camera {cam_id!r} is not defined")
+                        (
+                            (*loc, "cameras"),
+                            f"{len(view.cameras)} cameras do not fit layout {view.layout} "
+                            f"({LAYOUT_TILES[view.layout]} tiles)",
+                        )
                     )
-            if len(wall.cameras) > LAYOUT_TILES[wall.layout]:
-                problems.append(
-                    (
-                        ("walls", wi, "cameras"),
-                        f"{len(wall.cameras)} cameras do not fit layout {wall.layout} "
-                        f"({LAYOUT_TILES[wall.layout]} tiles)",
+            unique_in = [p.id for p in wall.presets]
+            for pi, pid in enumerate(unique_in):
+                if pid in unique_in[:pi]:
+                    problems.append(
+                        (("walls", wi, "presets", pi, "id"), f"preset id {pid!r} is used twice")
                     )
-                )
+            for ti, trigger in enumerate(wall.on_incident):
+                if trigger.preset not in unique_in:
+                    problems.append(
+                        (
+                            ("walls", wi, "on_incident", ti, "preset"),
+                            f"preset {trigger.preset!r} is not defined on wall {wall.id!r} "
+                            f"(its presets: {', '.join(unique_in) or 'none'})",
+                        )
+                    )
+                for ci, cam_id in enumerate(trigger.cameras):
+                    if cam_id not in cams:
+                        problems.append(
+                            (
+                                ("walls", wi, "on_incident", ti, "cameras", ci),
+                                f"camera {cam_id!r} is not defined",
+                            )
+                        )
         return problems
 
 

@@ -52,6 +52,7 @@ from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import Accounts, Role
 from wallboard.hub import Hub
 from wallboard.live import LiveFrames
+from wallboard.walls import WallDirector
 from wallboard.webrtc import LiveVideo
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Runtime:
         self._web: _QuietServer | None = None
         self._web_task: asyncio.Task[None] | None = None
         self.video = LiveVideo(self, self.config.ui.max_live_viewers)
+        self.walls = WallDirector(self.config.walls, self.hub)
 
     # ---- wiring helpers ------------------------------------------------------------------
     async def _open_incidents(self) -> list[Incident]:
@@ -261,6 +263,7 @@ class Runtime:
             poller = CapFeedPoller(feed, self.kecamatan_names(), self.desk.receive_alert)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"cap-feed {feed.url}"))
         self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
+        self.walls.start(await self.bus.subscribe(f"walls-{default_consumer_name()}"))
         for cam in self.config.cameras:
             place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
             engine = CameraAnalytics(
@@ -308,6 +311,7 @@ class Runtime:
             hub=self.hub,
             live=LiveFrames(self),
             video=self.video,
+            director=self.walls,
             cameras=cameras,
             walls=self.config.walls,
             ui=self.config.ui,
@@ -350,6 +354,7 @@ class Runtime:
         if self.recording is not None:
             await self.recording.stop()
         await self.hub.stop()
+        await self.walls.stop()
         await self.dispatcher.stop()
         await self.detector.stop()
         # Let the store writer drain what the bus already holds, then end it.

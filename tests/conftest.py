@@ -101,7 +101,10 @@ opds:
 routing:
   - {{match: {{kinds: [crowd]}}, opds: [satpol-pp]}}
 walls:
-  - {{id: utama, layout: 1x1, cameras: [plaza-cam]}}
+  - id: utama
+    layout: 1x1
+    cameras: [plaza-cam]
+    presets: [{{id: lebar, name: Lebar, layout: 2x2, cameras: [plaza-cam]}}]
 """
 
 

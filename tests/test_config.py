@@ -157,6 +157,21 @@ BROKEN = [
         id="bad-phone",
     ),
     pytest.param(
+        "    cameras: [cam-1]\n",
+        "    cameras: [cam-1]\n    presets:\n      - {id: banjir, cameras: [cam-1]}\n"
+        "    on_incident:\n      - {kinds: [flood], preset: banjr}\n",
+        "cameras.yaml:30: walls[0].on_incident[0].preset: preset 'banjr' is not defined on wall "
+        "'utama' (its presets: banjir)",
+        id="trigger-unknown-preset",
+    ),
+    pytest.param(
+        "    cameras: [cam-1]\n",
+        "    cameras: [cam-1]\n    presets:\n"
+        "      - {id: banjir, layout: 2x2, cameras: [cam-1, cam-7]}\n",
+        "cameras.yaml:28: walls[0].presets[0].cameras[1]: camera 'cam-7' is not defined",
+        id="preset-unknown-camera",
+    ),
+    pytest.param(
         "ui:\n  title: Uji\n",
         "ui:\n  title: Uji\n  timezone: Asia/Bangkok\n",
         "cameras.yaml:3: ui.timezone: Input should be 'Asia/Jakarta', 'Asia/Makassar' or "

@@ -114,6 +114,13 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     await page.locator("#lang").click()
     assert (await page.locator("h2 [data-i18n='incidents']").inner_text()).lower() == "incidents"
     assert "Crowd" in await item.inner_text()
+
+    # The operator pushes a preset to the wall: the grid switches (and every other screen of
+    # this wall with it, through the hub).
+    assert await page.get_attribute("#grid", "data-layout") == "1x1"
+    await page.select_option("#view", "lebar")
+    await page.wait_for_selector("#grid[data-layout='2x2']", timeout=10000)
+    assert running.walls.views["utama"].by == "operator:b-operator"
     await page.close()
 
 

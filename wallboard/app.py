@@ -55,6 +55,8 @@ from wallboard.live import BOUNDARY, LiveFrames
 from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
 from wallboard.silences_api import silences_router
+from wallboard.walls import WallDirector
+from wallboard.walls_api import walls_router
 from wallboard.webrtc import LiveError, LiveVideo
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ class WallboardDeps:
     accounts: Accounts
     mjpeg_fps: float = 5.0
     video: LiveVideo | None = None  # WebRTC; None where a deployment offers MJPEG only
+    director: WallDirector | None = None  # wall views (presets); None: walls are fixed
     desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
     kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
@@ -328,6 +331,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
 
     app.include_router(session_router(deps.accounts, access))
     app.include_router(silences_router(deps.store, access, deps.accounts))
+    if deps.director is not None:
+        app.include_router(walls_router(deps.walls, deps.director, access, deps.accounts))
     if deps.desk is not None:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:

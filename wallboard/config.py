@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from events.model import IncidentKind, Severity
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
 LAYOUT_TILES = {"1x1": 1, "2x2": 4, "3x3": 9, "4x4": 16}
 
@@ -32,10 +34,37 @@ class UiConfig(Strict):
     max_live_viewers: int = Field(default=64, ge=0, le=1024)
 
 
-class Wall(Strict):
-    """One wall screen, served at /wall/<id>."""
+Layout = Literal["1x1", "2x2", "3x3", "4x4"]
+
+
+class Preset(Strict):
+    """A named view a wall can be switched to: by an operator, or by a trigger."""
 
     id: Slug
     name: str = ""
-    layout: Literal["1x1", "2x2", "3x3", "4x4"] = "2x2"
+    layout: Layout = "2x2"
     cameras: list[Slug] = []
+
+
+class PresetTrigger(Strict):
+    """Switch the wall to `preset` when a matching incident opens (Milestone's rules). An empty
+    list matches anything; with `revert`, the wall returns to its own layout once every incident
+    that switched it has closed (unless an operator chose a view meanwhile)."""
+
+    preset: Slug
+    kinds: list[IncidentKind] = []
+    min_severity: Severity | None = None
+    cameras: list[Slug] = []
+    kecamatan: list[str] = []
+    revert: bool = True
+
+
+class Wall(Strict):
+    """One wall screen, served at /wall/<id> (or /wall/<number>)."""
+
+    id: Slug
+    name: str = ""
+    layout: Layout = "2x2"
+    cameras: list[Slug] = []
+    presets: list[Preset] = []
+    on_incident: list[PresetTrigger] = []  # first match wins

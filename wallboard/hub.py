@@ -63,6 +63,7 @@ class Hub:
         self._clients: set[Client] = set()
         self._cameras: dict[str, CameraStatus] = {}
         self._activity: frozenset[str] = frozenset()
+        self._kept: dict[str, dict[str, Any]] = {}  # latest state by key, part of snapshots
         self.seq = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -115,13 +116,20 @@ class Hub:
         if active == self._activity:
             return
         self._activity = active
-        message = json.dumps({"type": "camera.activity", "activity": sorted(active)})
-        for client in list(self._clients):
-            try:
-                client.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                client.cut_off.set()
-                self._clients.discard(client)
+        self._send(json.dumps({"type": "camera.activity", "activity": sorted(active)}), None)
+
+    def keep(self, key: str, state: dict[str, Any]) -> None:
+        """State that every snapshot carries under "state" (e.g. each wall's current view)."""
+        self._kept[key] = state
+
+    def announce(self, kind: str, payload: dict[str, Any], keep_as: str | None = None) -> None:
+        """A numbered message that is not a stored event (a wall switched view): resumable like
+        the events, and with `keep_as` part of every later snapshot."""
+        if keep_as is not None:
+            self.keep(keep_as, payload)
+        self.seq += 1
+        message = json.dumps({"seq": self.seq, "type": kind, **payload}, ensure_ascii=False)
+        self._fan_out(message, None)
 
     def publish(self, event: AnyEvent) -> None:
         if isinstance(event, CameraStatusEvent):
@@ -132,14 +140,20 @@ class Hub:
             {"seq": self.seq, "type": str(event.type), "event": event.model_dump(mode="json")},
             ensure_ascii=False,
         )
+        self._fan_out(message, audience)
+
+    def _fan_out(self, message: str, audience: frozenset[str] | None) -> None:
         self._history.append((self.seq, message, audience))
+        self._send(message, audience)
+
+    def _send(self, message: str, audience: frozenset[str] | None) -> None:
         for client in list(self._clients):
             if not client.sees(audience):
                 continue
             try:
                 client.queue.put_nowait(message)
             except asyncio.QueueFull:
-                log.warning("wallboard client too slow at seq=%d: disconnecting it", self.seq)
+                log.warning("wallboard client too slow at seq=%d: cut off", self.seq)
                 client.cut_off.set()
                 self._clients.discard(client)
 
@@ -156,6 +170,7 @@ class Hub:
                 "incidents": [i.model_dump(mode="json") for i in incidents],
                 "cameras": [s.model_dump(mode="json") for s in self._cameras.values()],
                 "activity": sorted(self._activity),
+                "state": self._kept,
                 **self._static,
             },
             ensure_ascii=False,

@@ -18,6 +18,8 @@ const state = {
   filter: { kind: "", state: "", kecamatan: "", opd: "" },
   scores: [],              // this week's OPD response scoreboard rows
   wall: null,
+  layout: "2x2",           // of the view the wall shows now (its own, or a preset)
+  view: null,              // {wall, preset, by, at} from the hub
   order: [],               // camera ids in tile order; order[0] is the focus tile
   seq: null,
   backoff: 500,
@@ -75,6 +77,7 @@ function applyLanguage() {
   $("#lang").textContent = state.lang === "id" ? "EN" : "ID";
   $("#mute").textContent = state.muted ? t("unmute") : t("mute");
   $("#logout").textContent = t("logout");
+  renderViewPicker();
   renderAll();
 }
 
@@ -96,7 +99,7 @@ function incidentSummary(inc) {
 
 function renderGrid() {
   const grid = $("#grid");
-  const layout = state.wall ? state.wall.layout : "2x2";
+  const layout = state.layout;
   grid.dataset.layout = layout;
   const existing = new Map([...grid.children].map((n) => [n.dataset.camera, n]));
   const wanted = state.order.slice(0, { "1x1": 1, "2x2": 4, "3x3": 9, "4x4": 16 }[layout] || 4);
@@ -385,6 +388,41 @@ function onIncident(type, inc) {
   if (isNew && inc.camera_id) { focusCamera(inc.camera_id); beep(); }
 }
 
+// ---- wall views (presets) ------------------------------------------------------------------
+function applyView(view) {
+  if (!state.wall || !view || view.wall !== state.wall.id) return;
+  state.view = view;
+  const preset = view.preset && (state.wall.presets || []).find((p) => p.id === view.preset);
+  const shown = preset || state.wall;
+  state.layout = shown.layout;
+  state.order = shown.cameras.length ? [...shown.cameras] : [...state.cameras.keys()];
+  // A trigger switched the wall for an incident: its camera takes the focus tile.
+  const why = view.by.startsWith("incident:") && state.incidents.get(view.by.slice(9));
+  if (why && why.active && why.camera_id) focusCamera(why.camera_id);
+  renderViewPicker();
+}
+
+function renderViewPicker() {
+  const select = $("#view");
+  const presets = (state.wall && state.wall.presets) || [];
+  select.hidden = !presets.length;
+  if (!presets.length) return;
+  const current = state.view && state.view.preset ? state.view.preset : "";
+  const auto = state.view && state.view.by.startsWith("incident:") ? ` (${t("view_auto")})` : "";
+  select.replaceChildren(
+    el("option", { value: "" }, t("wall_own") + (current ? "" : auto)),
+    ...presets.map((p) => el("option", { value: p.id }, (p.name || p.id) + (p.id === current ? auto : ""))));
+  select.value = current;
+  select.disabled = !state.me || !["operator", "supervisor", "admin"].includes(state.me.role);
+}
+
+async function chooseView() {
+  const preset = $("#view").value || null;
+  await fetch(`/api/walls/${encodeURIComponent(state.wall.id)}/view`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ preset }),
+  });  // the hub's wall.view message switches this screen and every other one of the wall
+}
+
 function setActivity(ids) {
   state.activity = new Set(ids || []);
   updateStreams();
@@ -398,6 +436,7 @@ function handle(msg) {
     state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
     state.activity = new Set(msg.activity || []);
+    if (state.wall) applyView((msg.state || {})[`wall:${state.wall.id}`]);
     state.seq = msg.seq;
     loadDead();
     renderAll();
@@ -405,6 +444,7 @@ function handle(msg) {
   }
   if (state.seq !== null && msg.seq <= state.seq) return;  // already in the snapshot
   state.seq = msg.seq;
+  if (msg.type === "wall.view") { applyView(msg); renderAll(); return; }
   const ev = msg.event;
   if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
   else if (msg.type === "camera.status") state.health.set(ev.status.camera_id, ev.status);
@@ -493,6 +533,8 @@ async function boot() {
   state.wall = cfg.walls.find((w) => w.id === wallId)
     || (/^\d+$/.test(wallId) ? cfg.walls[Number(wallId) - 1] : null) || cfg.walls[0] || null;
   state.order = state.wall && state.wall.cameras.length ? [...state.wall.cameras] : [...state.cameras.keys()];
+  state.layout = state.wall ? state.wall.layout : "2x2";
+  $("#view").addEventListener("change", chooseView);
   $("#lang").addEventListener("click", () => {
     state.lang = state.lang === "id" ? "en" : "id";
     localStorage.setItem("pantau.lang", state.lang);

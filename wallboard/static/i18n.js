@@ -1,6 +1,7 @@
 // UI strings: Bahasa Indonesia by default, English as a switch.
 export const STRINGS = {
   id: {
+    wall_own: "Tata letak dinding", view_auto: "otomatis",
     connected: "Terhubung", disconnected: "Terputus", incidents: "Kejadian", cameras: "Kamera",
     mute: "Suara: nyala", unmute: "Suara: mati", no_incidents: "Tidak ada kejadian aktif",
     active: "Aktif", ended: "Berakhir", people: "orang", peak: "puncak", threshold: "ambang",
@@ -37,6 +38,7 @@ export const STRINGS = {
       false_alarm: "Alarm palsu" },
   },
   en: {
+    wall_own: "Wall layout", view_auto: "automatic",
     connected: "Connected", disconnected: "Disconnected", incidents: "Incidents", cameras: "Cameras",
     mute: "Sound: on", unmute: "Sound: off", no_incidents: "No active incidents",
     active: "Active", ended: "Ended", people: "people", peak: "peak", threshold: "threshold",
