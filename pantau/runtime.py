@@ -322,6 +322,7 @@ class Runtime:
             desk=self.desk,
             api_keys=ApiKeys(self.store),
             kecamatan=self.kecamatan_names(),
+            opds=[{"id": o.id, "name": o.name} for o in self.config.opds],
         )
         server = self.config.server
         self._web = _QuietServer(

@@ -148,6 +148,19 @@ async def test_reads_per_role(site: Site, who: str) -> None:
             assert r.status_code == (401 if who == "anonymous" else 404)
         frame = await http.get("/api/cameras/cam-1/frame.jpg")
         assert frame.status_code == (401 if who == "anonymous" else 503)  # no frame in this test
+        # Live video: any signed-in user may ask; this test server has WebRTC switched off.
+        offer = {"sdp": "v=0 o=- 1 1 IN IP4 0.0.0.0", "type": "offer"}
+        r = await http.post("/api/cameras/cam-1/webrtc", json=offer)
+        assert r.status_code == (401 if who == "anonymous" else 404)
+        # Who incidents can be assigned to: the people who assign.
+        r = await http.get("/api/people")
+        assert r.status_code == (
+            401 if who == "anonymous" else 200 if who in STAFF - {"viewer"} else 403
+        ), (who, r.text)
+        if r.status_code == 200:
+            people = r.json()
+            assert "viewer" not in {p["username"] for p in people}
+            assert all(set(p) == {"username", "role", "display_name", "opd_id"} for p in people)
         assert (await http.get("/healthz")).json() == {"ok": True}  # bare liveness only
 
 
@@ -211,8 +224,15 @@ async def test_admin_manages_accounts_and_others_cannot(site: Site) -> None:
         assert (await http.post("/api/users", json=weak)).status_code == 422
         opd_no_opd = {**new, "username": "piket-4", "role": "opd"}
         assert (await http.post("/api/users", json=opd_no_opd)).status_code == 422
+        assert (await http.delete("/api/users/admin")).status_code == 409  # not oneself
+        assert (await http.delete("/api/users/ghost")).status_code == 404
+        assert (await http.delete("/api/users/piket-2")).status_code == 200
         users = {u["username"]: u for u in (await http.get("/api/users")).json()}
     assert users["piket-2"]["role"] == "operator" and "password" not in users["piket-2"]
+    assert users["piket-2"]["disabled"] is True
+    assert await site.accounts.login("piket-2", "piket-password") is None
+    async with site.client("supervisor") as http:
+        assert (await http.delete("/api/users/operator")).status_code == 403
 
 
 async def test_login_rate_limit_logout_and_audit(site: Site) -> None:

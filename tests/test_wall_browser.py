@@ -171,3 +171,50 @@ async def test_incident_clip_replays_in_the_page(
         timeout=20000,
     )
     await page.close()
+
+
+async def test_supervisor_assigns_uses_the_map_and_sets_a_silence(
+    running: Runtime, browser: object
+) -> None:
+    page = await browser.new_page(viewport={"width": 1600, "height": 900})  # type: ignore[attr-defined]
+    await login(page, f"http://127.0.0.1:{running.web_port}/", running, "supervisor")
+    # The kecamatan schematic: Kota with its camera, red once the crowd incident opens.
+    kota = page.locator(".kec[data-kecamatan='Kota']")
+    await kota.wait_for(timeout=10000)
+    assert await kota.locator(".cam-dot").count() == 1
+    item = page.locator(".timeline .incident.is-active").first
+    await item.wait_for(timeout=60000)
+    await page.wait_for_function(
+        "() => document.querySelector(\".kec[data-kecamatan='Kota']\").dataset.severity !== 'none'"
+    )
+    assert "terbuka" in await kota.inner_text()
+    await kota.click()  # filters the timeline to the kecamatan
+    assert await page.eval_on_selector("#filters select[name=kecamatan]", "s => s.value") == "Kota"
+
+    # Assign the incident to an OPD from the picker.
+    await item.click()
+    await page.wait_for_selector("dialog[open] select.owner-pick")
+    await page.select_option("dialog[open] select.owner-pick", "satpol-pp")
+    await page.locator("dialog[open] [data-action=assign]").click()
+    await page.wait_for_function(
+        "() => document.querySelector('dialog[open] dd.owner').textContent.includes('Satpol PP')",
+        timeout=10000,
+    )
+    incident_id = str(await item.get_attribute("data-incident"))
+    stored = await running.store.incident(incident_id)
+    assert stored is not None and stored.owner == "satpol-pp"
+    await page.locator("dialog[open] .btn.close").click()
+
+    # Silence the camera's notifications for two hours from the manage dialog.
+    await page.locator("#manage").click()
+    form = page.locator("dialog[open] #silence-form")
+    await form.wait_for()
+    await form.locator("input[name=comment]").fill("Perbaikan tiang kamera")
+    await form.locator("select[name=hours]").select_option("2")
+    await form.locator("select[name=camera]").select_option("plaza-cam")
+    await form.locator("button[type=submit]").click()
+    row = page.locator("dialog[open] tr[data-silence]")
+    await row.wait_for(timeout=10000)
+    assert "Perbaikan tiang kamera" in await row.inner_text()
+    assert await page.locator("dialog[open] #user-form").count() == 0  # accounts: admins only
+    await page.close()

@@ -97,6 +97,7 @@ class WallboardDeps:
     desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
     kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
+    opds: list[dict[str, str]] = field(default_factory=list)  # {id, name}, for the page's forms
 
 
 def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
@@ -162,6 +163,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
             "ui": deps.ui.model_dump(),
             "walls": [w.model_dump() for w in deps.walls],
             "cameras": [c.model_dump(mode="json", exclude={"status"}) for c in deps.cameras],
+            "opds": deps.opds,
+            "kecamatan": deps.kecamatan,
         }
 
     @app.get("/api/cameras")

@@ -90,6 +90,27 @@ def session_router(accounts: Accounts, access: Access) -> APIRouter:
         access.need(user, Role.ADMIN)
         return [{**u.public(), "disabled": off} for u, off in await accounts.all()]
 
+    @router.get("/people")
+    async def people(user: Annotated[User, Depends(access.user)]) -> list[dict[str, object]]:
+        """Who an incident can be assigned to: active accounts, names and roles only.
+        Operators and above (the ones who assign)."""
+        if user.role == Role.OPD or not user.at_least(Role.OPERATOR):
+            raise HTTPException(403, "for operators and above")
+        return [u.public() for u, off in await accounts.all() if not off and u.role != Role.VIEWER]
+
+    @router.delete("/users/{username}")
+    async def disable_user(
+        username: str, request: Request, user: Annotated[User, Depends(access.user)]
+    ) -> dict[str, object]:
+        """Disable an account and end its sessions (kept for the audit log)."""
+        access.need(user, Role.ADMIN)
+        if username == user.username:
+            raise HTTPException(409, "an administrator cannot disable their own account")
+        if not await accounts.disable(username):
+            raise HTTPException(404, f"no account {username!r}")
+        await accounts.audit(user, "user.disable", username, ip=_ip(request))
+        return {"username": username, "disabled": True}
+
     @router.post("/users", status_code=201)
     async def add_user(
         body: UserIn, request: Request, user: Annotated[User, Depends(access.user)]

@@ -1,6 +1,7 @@
 // The wall page: tiles from the layout, an incident timeline fed by the WebSocket hub.
 import { STRINGS, ZONE_LABEL } from "/static/i18n.js";
 import { TileStream } from "/static/tiles.js";
+import { openManage } from "/static/manage.js";
 
 const state = {
   lang: localStorage.getItem("pantau.lang") || null,
@@ -10,6 +11,9 @@ const state = {
   health: new Map(),       // id -> CameraStatus
   activity: new Set(),     // camera ids with motion now (smart streaming plays them live)
   streams: new Map(),      // camera id -> TileStream of its tile
+  opds: [],                // [{id, name}] from the configuration
+  kecamatan: [],           // the regency's kecamatan names
+  people: null,            // who incidents can be assigned to (operators and above)
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
@@ -263,7 +267,39 @@ function renderHealth() {
   }
 }
 
-function renderAll() { renderGrid(); renderTimeline(); renderHealth(); renderDead(); renderScores(); }
+// The kecamatan schematic: one tile per kecamatan with its open incidents (coloured by the
+// worst severity) and a dot per camera; a tile filters the timeline to its kecamatan.
+const SEVERITY_ORDER = ["info", "low", "medium", "high", "critical"];
+function renderMap() {
+  const box = $("#map");
+  const names = [...new Set([...state.kecamatan,
+    ...[...state.cameras.values()].map((c) => c.kecamatan),
+    ...[...state.incidents.values()].map((i) => i.kecamatan)].filter(Boolean))];
+  box.replaceChildren(...names.map((name) => {
+    const open = [...state.incidents.values()].filter((i) => i.active && i.kecamatan === name);
+    const worst = open.reduce((w, i) => Math.max(w, SEVERITY_ORDER.indexOf(i.severity)), -1);
+    const cams = [...state.cameras.values()].filter((c) => c.kecamatan === name);
+    const tile = el("button", { class: "kec", type: "button", role: "listitem",
+      dataset: { kecamatan: name, severity: worst >= 0 ? SEVERITY_ORDER[worst] : "none" },
+      "aria-pressed": String(state.filter.kecamatan === name),
+      onclick: () => {
+        state.filter.kecamatan = state.filter.kecamatan === name ? "" : name;
+        renderTimeline(); renderMap();
+      } },
+      el("span", { class: "kec-name" }, name),
+      el("span", { class: "kec-count" }, open.length ? `${open.length} ${t("open_short")}` : "✓"),
+      el("span", { class: "kec-cams" }, ...cams.map((c) => {
+        const st = (state.health.get(c.id) || {}).state || "starting";
+        const alarm = activeIncidentFor(c.id) ? " alarm" : "";
+        return el("span", { class: `cam-dot cam-${st}${alarm}`, title: c.name });
+      })));
+    return tile;
+  }));
+}
+
+function renderAll() {
+  renderGrid(); renderTimeline(); renderMap(); renderHealth(); renderDead(); renderScores();
+}
 
 async function getJson(url, fallback) {
   try {
@@ -319,14 +355,35 @@ function actionBar(inc) {
     buttons.push(el("button", { class: "btn act", dataset: { action: "comment" },
       onclick: () => note.value.trim() && act(inc.id, "comment", note.value) }, tk("do", "comment")));
   }
-  if (!buttons.length) return null;
-  return el("div", { class: "actions" }, note, ...buttons);
+  const picker = can.has("assign") && inc.active ? assignPicker(inc, note) : null;
+  if (!buttons.length && !picker) return null;
+  return el("div", { class: "actions" }, note, ...buttons, picker);
 }
 
-async function act(id, kind, note) {
+function ownerName(owner) {
+  if (!owner) return t("nobody");
+  const person = (state.people || []).find((p) => p.username === owner);
+  const opd = state.opds.find((o) => o.id === owner);
+  return person ? person.display_name : opd ? opd.name : owner;
+}
+
+// Assign: a colleague (from /api/people) or an OPD, as a list to pick from.
+function assignPicker(inc, note) {
+  const options = [el("option", { value: "" }, `${t("owner")}…`),
+    ...(state.people || []).map((p) => el("option", { value: p.username },
+      `${p.display_name} (${tk("roles", p.role)}${p.opd_id ? " · " + p.opd_id : ""})`)),
+    ...state.opds.map((o) => el("option", { value: o.id }, `OPD · ${o.name}`))];
+  const pick = el("select", { class: "owner-pick", "aria-label": t("owner") }, ...options);
+  pick.value = inc.owner || "";
+  const go = el("button", { class: "btn act", dataset: { action: "assign" },
+    onclick: () => pick.value && act(inc.id, "assign", note.value, pick.value) }, tk("do", "assign"));
+  return el("span", { class: "assign" }, pick, go);
+}
+
+async function act(id, kind, note, owner) {
   const res = await fetch(`/api/incidents/${encodeURIComponent(id)}/actions`, {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ kind, note: note || "" }),
+    body: JSON.stringify({ kind, note: note || "", ...(owner ? { owner } : {}) }),
   });
   if (res.ok) {
     state.incidents.set(id, await res.json());
@@ -366,6 +423,7 @@ async function showDetail(id) {
       el("dt", {}, t("ended_at")), el("dd", {}, inc.ended_at ? fmtTime(inc.ended_at) : "—"),
       el("dt", {}, t("peak")), el("dd", {}, `${inc.peak_count ?? "—"} (${t("threshold")} ${inc.threshold ?? "—"})`),
       el("dt", {}, t("place")), el("dd", {}, [inc.desa, inc.kecamatan].filter(Boolean).join(", ") || "—"),
+      el("dt", {}, t("owner")), el("dd", { class: "owner" }, ownerName(inc.owner)),
       el("dt", {}, t("sources")), el("dd", {}, el("ul", { class: "sources" }, ...(inc.sources || []).map((s) =>
         el("li", {}, el("b", {}, `${tk("source", s.kind)} ${s.name}`), ` ${s.summary}`,
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
@@ -529,6 +587,13 @@ async function boot() {
   $("#site-title").textContent = cfg.ui.title;
   document.title = `Pantau · ${cfg.ui.title}`;
   for (const cam of cfg.cameras) state.cameras.set(cam.id, cam);
+  state.opds = cfg.opds || [];
+  state.kecamatan = cfg.kecamatan || [];
+  if (["operator", "supervisor", "admin"].includes(state.me.role)) state.people = await getJson("/api/people", []);
+  const manage = $("#manage");
+  manage.hidden = !["supervisor", "admin"].includes(state.me.role);
+  manage.addEventListener("click", () => openManage({ el, t, tk, fmtTime, me: state.me,
+    cameras: state.cameras, opds: state.opds, kecamatan: state.kecamatan }));
   const wallId = decodeURIComponent(location.pathname.split("/")[2] || "");
   state.wall = cfg.walls.find((w) => w.id === wallId)
     || (/^\d+$/.test(wallId) ? cfg.walls[Number(wallId) - 1] : null) || cfg.walls[0] || null;
