@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -185,10 +186,12 @@ class Runtime:
                 log.exception("alert expiry failed")
 
     async def _activity(self) -> None:
-        """Which cameras see motion now, for the wall's smart streaming."""
-        while True:
+        """Which cameras see motion now (smart streaming) and their frame rates (health)."""
+        for tick in itertools.count():
             now = time.monotonic()
             self.hub.set_activity({cid for cid, a in self.analytics.items() if a.active(now)})
+            if tick % 5 == 0:
+                self.hub.send_rates({cid: w.capture.input_fps() for cid, w in self.workers.items()})
             await asyncio.sleep(1.0)
 
     async def _publish_clip(self, clip: ClipRef) -> None:

@@ -194,3 +194,21 @@ async def test_an_opd_user_hears_only_its_own_incidents(harness: Harness) -> Non
     async with await harness.connect() as ws:  # command-center staff see both
         snap = await recv(ws)
         assert len(snap["incidents"]) == 4
+
+
+async def test_activity_and_rates_are_hints_outside_the_numbering(harness: Harness) -> None:
+    async with await harness.connect() as ws:
+        snap = await recv(ws)
+        assert snap["activity"] == [] and snap["fps"] == {}
+        harness.hub.set_activity({"cam-1"})
+        harness.hub.set_activity({"cam-1"})  # unchanged: not sent again
+        harness.hub.send_rates({"cam-1": 9.87})
+        activity, rates = await recv(ws), await recv(ws)
+        assert activity == {"type": "camera.activity", "activity": ["cam-1"]}
+        assert rates == {"type": "camera.rates", "fps": {"cam-1": 9.9}}
+        assert harness.hub.seq == snap["seq"]  # hints take no sequence number
+        beat = json.loads(harness.hub.heartbeat())
+        assert beat["activity"] == ["cam-1"]
+    async with await harness.connect() as ws:
+        snap = await recv(ws)
+        assert snap["activity"] == ["cam-1"] and snap["fps"] == {"cam-1": 9.9}

@@ -63,7 +63,8 @@ class Hub:
         self._clients: set[Client] = set()
         self._cameras: dict[str, CameraStatus] = {}
         self._activity: frozenset[str] = frozenset()
-        self._kept: dict[str, dict[str, Any]] = {}  # latest state by key, part of snapshots
+        self._kept: dict[str, dict[str, Any]] = {}
+        self._rates: dict[str, float] = {}  # latest state by key, part of snapshots
         self.seq = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -118,6 +119,12 @@ class Hub:
         self._activity = active
         self._send(json.dumps({"type": "camera.activity", "activity": sorted(active)}), None)
 
+    def send_rates(self, fps: dict[str, float]) -> None:
+        """Each camera's input frame rate now, for the page's health panel (a choppy camera).
+        Unnumbered, like activity: the next one replaces it."""
+        self._rates = {cid: round(v, 1) for cid, v in fps.items()}
+        self._send(json.dumps({"type": "camera.rates", "fps": self._rates}), None)
+
     def keep(self, key: str, state: dict[str, Any]) -> None:
         """State that every snapshot carries under "state" (e.g. each wall's current view)."""
         self._kept[key] = state
@@ -170,6 +177,7 @@ class Hub:
                 "incidents": [i.model_dump(mode="json") for i in incidents],
                 "cameras": [s.model_dump(mode="json") for s in self._cameras.values()],
                 "activity": sorted(self._activity),
+                "fps": self._rates,
                 "state": self._kept,
                 **self._static,
             },

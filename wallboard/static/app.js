@@ -14,6 +14,8 @@ const state = {
   opds: [],                // [{id, name}] from the configuration
   kecamatan: [],           // the regency's kecamatan names
   people: null,            // who incidents can be assigned to (operators and above)
+  fps: new Map(),          // camera id -> input fps now (hub, every 5 s)
+  bestFps: new Map(),      // camera id -> best input fps seen (to tell a choppy camera)
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
@@ -261,9 +263,20 @@ function renderHealth() {
   for (const cam of state.cameras.values()) {
     const h = state.health.get(cam.id);
     const st = h ? h.state : "starting";
-    list.append(el("li", { class: `cam-${st}`, dataset: { camera: cam.id } },
+    // Tampered (or video loss) is an incident of the camera; choppy is a camera that delivers
+    // far fewer frames than it did at its best since this page opened.
+    const fault = [...state.incidents.values()].find((i) => i.active && i.camera_id === cam.id
+      && (i.kind === "tamper" || i.kind === "offline"));
+    const fps = state.fps.get(cam.id) ?? (h && h.input_fps ? h.input_fps : 0);
+    state.bestFps.set(cam.id, Math.max(state.bestFps.get(cam.id) || 0, fps));
+    const choppy = st === "online" && state.bestFps.get(cam.id) >= 4 && fps < state.bestFps.get(cam.id) / 2;
+    const cls = fault ? "cam-offline" : choppy ? "cam-reconnecting" : `cam-${st}`;
+    const what = fault ? (fault.cause ? tk("cause", fault.cause) : tk("kind", fault.kind))
+      : choppy ? `${t("choppy")} · ${fps.toFixed(1)} fps`
+      : st === "online" && fps ? `${tk("camera_state", st)} · ${fps.toFixed(0)} fps` : tk("camera_state", st);
+    list.append(el("li", { class: cls, dataset: { camera: cam.id, fault: fault ? fault.kind : choppy ? "choppy" : "" } },
       el("span", { class: "dot" }), el("span", { class: "name" }, cam.name),
-      el("span", { class: "st" }, tk("camera_state", st))));
+      el("span", { class: "st" }, what)));
   }
 }
 
@@ -490,10 +503,12 @@ function handle(msg) {
   // Activity is a hint, not an event: unnumbered, and each heartbeat carries all of it.
   if (msg.type === "heartbeat") { if (msg.activity) setActivity(msg.activity); return; }
   if (msg.type === "camera.activity") { setActivity(msg.activity); return; }
+  if (msg.type === "camera.rates") { state.fps = new Map(Object.entries(msg.fps)); renderHealth(); return; }
   if (msg.type === "snapshot") {
     state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
     state.activity = new Set(msg.activity || []);
+    state.fps = new Map(Object.entries(msg.fps || {}));
     if (state.wall) applyView((msg.state || {})[`wall:${state.wall.id}`]);
     state.seq = msg.seq;
     loadDead();
