@@ -61,7 +61,9 @@ class MotionGate:
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey
             self._last_detect = now
-            return MotionResult(1.0, True, False, True)
+            # Nothing to compare with yet: detect (so a standing crowd is seen at once), but do
+            # not call it motion (a quiet camera's first frame would make its tile go live).
+            return MotionResult(0.0, False, False, True)
         changed = np.abs(grey - self._background) > self.pixel_threshold
         fraction = float(changed.mean())
         lighting = fraction >= self.lighting_fraction

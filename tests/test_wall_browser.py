@@ -4,6 +4,7 @@ focus tile, language switch, phone layout."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -218,3 +219,72 @@ async def test_supervisor_assigns_uses_the_map_and_sets_a_silence(
     assert "Perbaikan tiang kamera" in await row.inner_text()
     assert await page.locator("dialog[open] #user-form").count() == 0  # accounts: admins only
     await page.close()
+
+
+SMART_CONFIG = """\
+server: {{host: 127.0.0.1, port: 0}}
+storage: {{data_dir: {data_dir}}}
+detector: {{model: {model}}}
+cameras:
+  - {{id: still-a, name: Gudang A, url: "{still_a}", detect_fps: 2}}
+  - id: plaza-cam
+    name: Plaza
+    url: "{plaza}"
+    detect_fps: 2
+    zones: [{{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}]
+    rules: [{{type: crowd, zone: all, min_count: 99}}]
+  - {{id: still-b, name: Gudang B, url: "{still_b}", detect_fps: 2}}
+walls:
+  - {{id: utama, layout: 2x2, cameras: [still-a, plaza-cam, still-b]}}
+"""
+
+
+async def test_smart_streaming_plays_busy_tiles_and_refreshes_quiet_ones(
+    tmp_path: Path,
+    model_path: Path,
+    people_clip: Path,
+    rtsp_server: object,
+    browser: object,
+) -> None:
+    from pantau import demo_media
+    from pantau.config import load
+
+    still = tmp_path / "still.mp4"  # a camera on an empty corridor: nothing ever moves
+    subprocess.run(
+        [demo_media.ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i",
+         "color=c=0x505860:s=640x360:r=10:d=6", *demo_media._x264_args(10), str(still)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    server = rtsp_server({"plaza": people_clip, "a": still, "b": still})  # type: ignore[operator]
+    path = tmp_path / "cameras.yaml"
+    path.write_text(SMART_CONFIG.format(
+        data_dir=tmp_path / "var", model=model_path, plaza=server.url("plaza"),
+        still_a=server.url("a"), still_b=server.url("b"),
+    ), encoding="utf-8")  # fmt: skip
+    runtime = Runtime(load(path), tmp_path)
+    await runtime.start()
+    try:
+        page = await browser.new_page(viewport={"width": 1600, "height": 900})  # type: ignore[attr-defined]
+        await login(page, f"http://127.0.0.1:{runtime.web_port}/", runtime, "viewer")
+        mode = "t => t.dataset.mode"
+        # The focus tile and the camera with people walking play live video...
+        for camera in ("still-a", "plaza-cam"):
+            await page.wait_for_function(
+                f"() => document.querySelector(\".tile[data-camera='{camera}']\")"
+                ".dataset.mode === 'webrtc'",
+                timeout=40000,
+            )
+        # ...the quiet one shows a still from the server, refreshed now and then.
+        quiet = page.locator(".tile[data-camera='still-b']")
+        assert await quiet.evaluate(mode) == "still"
+        src = await quiet.locator("img").get_attribute("src")
+        assert src is not None and "/frame.jpg" in src
+        await page.wait_for_function(
+            "() => document.querySelector(\".tile[data-camera='still-b'] img\").naturalWidth > 0",
+            timeout=20000,
+        )
+        assert set(runtime.video.stats()["cameras"]) == {"still-a", "plaza-cam"}  # type: ignore[arg-type]
+        assert runtime.hub.camera_statuses()  # health reached the page's source too
+        await page.close()
+    finally:
+        await runtime.stop()
