@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from events.model import EventType, IncidentEvent
 from pantau.runtime import Runtime
 from tests.conftest import TEST_PASSWORD
 from wallboard.auth import Role
@@ -95,6 +96,13 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     await page.wait_for_selector("dialog[open] img.snap")
     assert await page.locator("dialog[open] [data-action=resolve]").count() == 0  # supervisors'
     await page.fill("dialog[open] input.note", "Regu Satpol PP menuju lokasi")
+    # The incident keeps updating (counts, peaks) while the operator types: the dialog follows
+    # it without losing the note.
+    updated = (await running.store.incident(str(await item.get_attribute("data-incident"))))
+    assert updated is not None
+    running.hub.publish(IncidentEvent(type=EventType.INCIDENT_UPDATED, incident=updated))
+    await page.wait_for_timeout(500)
+    assert await page.input_value("dialog[open] input.note") == "Regu Satpol PP menuju lokasi"
     await page.locator("dialog[open] [data-action=acknowledge]").click()
     await page.wait_for_function(
         "() => [...document.querySelectorAll('dialog[open] .activity li')]"

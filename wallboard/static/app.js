@@ -358,9 +358,10 @@ const ACTIONS_FOR_STATE = {
   false_alarm: ["reopen"],
 };
 
-function actionBar(inc) {
+function actionBar(inc, keep) {
   const can = new Set((state.me && state.me.can) || []);
-  const note = el("input", { class: "note", type: "text", maxlength: "4000", placeholder: t("note_placeholder") });
+  // An update of the incident re-renders the dialog: what the operator is typing stays.
+  const note = keep.note || el("input", { class: "note", type: "text", maxlength: "4000", placeholder: t("note_placeholder") });
   const buttons = (ACTIONS_FOR_STATE[inc.state] || []).filter((a) => can.has(a)).map((kind) =>
     el("button", { class: `btn act act-${kind}`, dataset: { action: kind }, onclick: () => act(inc.id, kind, note.value) },
       tk("do", kind)));
@@ -368,7 +369,7 @@ function actionBar(inc) {
     buttons.push(el("button", { class: "btn act", dataset: { action: "comment" },
       onclick: () => note.value.trim() && act(inc.id, "comment", note.value) }, tk("do", "comment")));
   }
-  const picker = can.has("assign") && inc.active ? assignPicker(inc, note) : null;
+  const picker = can.has("assign") && inc.active ? assignPicker(inc, note, keep.pick) : null;
   if (!buttons.length && !picker) return null;
   return el("div", { class: "actions" }, note, ...buttons, picker);
 }
@@ -381,13 +382,13 @@ function ownerName(owner) {
 }
 
 // Assign: a colleague (from /api/people) or an OPD, as a list to pick from.
-function assignPicker(inc, note) {
+function assignPicker(inc, note, picked) {
   const options = [el("option", { value: "" }, `${t("owner")}…`),
     ...(state.people || []).map((p) => el("option", { value: p.username },
       `${p.display_name} (${tk("roles", p.role)}${p.opd_id ? " · " + p.opd_id : ""})`)),
     ...state.opds.map((o) => el("option", { value: o.id }, `OPD · ${o.name}`))];
   const pick = el("select", { class: "owner-pick", "aria-label": t("owner") }, ...options);
-  pick.value = inc.owner || "";
+  pick.value = picked || inc.owner || "";
   const go = el("button", { class: "btn act", dataset: { action: "assign" },
     onclick: () => pick.value && act(inc.id, "assign", note.value, pick.value) }, tk("do", "assign"));
   return el("span", { class: "assign" }, pick, go);
@@ -399,6 +400,8 @@ async function act(id, kind, note, owner) {
     body: JSON.stringify({ kind, note: note || "", ...(owner ? { owner } : {}) }),
   });
   if (res.ok) {
+    const typed = $("#detail input.note");
+    if (typed) typed.value = "";  // said: it is in the activity log now
     state.incidents.set(id, await res.json());
     renderAll();
     showDetail(id);
@@ -422,12 +425,20 @@ async function showDetail(id) {
     getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, [])]);
   const clip = state.clips.get(id);
   const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.kecamatan || "" };
+  // Re-rendering the same incident (it was updated): keep the clip playing where it is, the
+  // note being typed and the owner being picked, and the focus.
+  const same = dlg.open && dlg.dataset.incident === id;
+  const keep = same ? { note: dlg.querySelector("input.note"), video: dlg.querySelector("video.clip"),
+    pick: (dlg.querySelector("select.owner-pick") || {}).value } : {};
+  const focused = document.activeElement;
+  const clipUrl = `/api/incidents/${inc.id}/clip.mp4`;
+  dlg.dataset.incident = id;
   dlg.replaceChildren(
     el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`, inc.exercise
       ? el("span", { class: "badge exercise" }, t("exercise")) : null),
     el("p", { class: "title" }, inc.title),
-    clip
-      ? el("video", { class: "clip", src: `/api/incidents/${inc.id}/clip.mp4`, controls: "",
+    clip && keep.video && keep.video.getAttribute("src") === clipUrl ? keep.video
+      : clip ? el("video", { class: "clip", src: clipUrl, controls: "",
         autoplay: "", muted: "", playsinline: "", poster: inc.snapshot_ref ? `/api/incidents/${inc.id}/snapshot.jpg` : "" })
       : (inc.snapshot_ref ? el("img", { class: "snap", src: `/api/incidents/${inc.id}/snapshot.jpg`, alt: "snapshot" }) : null),
     clip ? null : el("p", { class: "muted" }, inc.active ? t("clip_pending") : t("no_clip")),
@@ -442,8 +453,9 @@ async function showDetail(id) {
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
     el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions),
     el("h4", {}, t("activity")), activityList(actions),
-    actionBar(inc),
+    actionBar(inc, keep),
     el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
+  if (focused && focused !== document.body && dlg.contains(focused)) focused.focus();
   if (!dlg.open) dlg.showModal();
 }
 
