@@ -98,7 +98,7 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     await page.fill("dialog[open] input.note", "Regu Satpol PP menuju lokasi")
     # The incident keeps updating (counts, peaks) while the operator types: the dialog follows
     # it without losing the note.
-    updated = (await running.store.incident(str(await item.get_attribute("data-incident"))))
+    updated = await running.store.incident(str(await item.get_attribute("data-incident")))
     assert updated is not None
     running.hub.publish(IncidentEvent(type=EventType.INCIDENT_UPDATED, incident=updated))
     await page.wait_for_timeout(500)
