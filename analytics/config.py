@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -11,6 +12,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from events.model import Severity
@@ -48,6 +50,8 @@ class Zone(Strict):
     # normalized: 0..1 of the frame width/height (survives a resolution change); pixels: as is.
     units: Literal["normalized", "pixels"] = "normalized"
     points: list[tuple[float, float]]
+    # The ground area the polygon covers, measured on site: crowd rules can then use density.
+    area_m2: float | None = Field(default=None, gt=0, le=10_000_000)
 
     @field_validator("points")
     @classmethod
@@ -69,16 +73,33 @@ class Zone(Strict):
 
 
 class CrowdRule(Strict):
-    """Persons in a zone at or above `min_count` for `for` seconds opens a crowd incident."""
+    """Persons in a zone at or above `min_count`, or at or above `min_density` persons per m2
+    where the zone has an `area_m2`, for `for` seconds opens a crowd incident (whichever of the
+    two is reached first)."""
 
     type: Literal["crowd"]
     zone: ZoneId
-    min_count: int = Field(ge=1, le=10000)
+    min_count: int | None = Field(default=None, ge=1, le=10000)
+    # Crowd safety guidance: about 2 persons/m2 is dense, 4 and more is dangerous.
+    min_density: float | None = Field(default=None, gt=0, le=10)
     for_s: float = Field(default=5.0, ge=0, le=3600, alias="for")
     clear_after_s: float = Field(default=10.0, ge=0, le=3600, alias="clear_after")
     cooldown_s: float = Field(default=60.0, ge=0, le=86400, alias="cooldown")
     severity: Severity = Severity.MEDIUM
     classes: list[str] = Field(default=["person"], min_length=1)
+
+    @model_validator(mode="after")
+    def _a_threshold(self) -> CrowdRule:
+        if self.min_count is None and self.min_density is None:
+            raise ValueError("a crowd rule needs min_count, min_density (persons/m2) or both")
+        return self
+
+    def threshold(self, area_m2: float | None) -> int:
+        """The head count that opens the incident in a zone of this area."""
+        counts = [self.min_count] if self.min_count is not None else []
+        if self.min_density is not None and area_m2:
+            counts.append(max(1, math.ceil(self.min_density * area_m2)))
+        return min(counts) if counts else 10**9  # density without an area: config rejects it
 
 
 class TamperRule(Strict):

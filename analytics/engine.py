@@ -82,7 +82,9 @@ class CameraAnalytics:
         self._detector = detector
         self._publish = publish
         self._snapshot_dir = snapshot_dir
-        self._crowd = [CrowdState(r) for r in rules if isinstance(r, CrowdRule)]
+        self._crowd = [
+            CrowdState(r, self._zones[r.zone].area_m2) for r in rules if isinstance(r, CrowdRule)
+        ]
         self._traffic = [TrafficState(r) for r in rules if isinstance(r, TrafficRule)]
         self._flood = [
             FloodState(r, self._zones[r.zone]) for r in rules if isinstance(r, FloodRule)
@@ -151,8 +153,9 @@ class CameraAnalytics:
                 zone = self._zones[state.rule.zone]
                 await self._on_signal(
                     f"crowd-{index}", IncidentKind.CROWD, state.rule.severity, zone,
-                    f"Kerumunan di {zone.name or zone.id}, {self.place.name}",
-                    state.rule.min_count, state.rule.for_s, signal.transition, signal.count,
+                    f"Kerumunan di {zone.name or zone.id}, {self.place.name}"
+                    + _density(signal.count, zone.area_m2),
+                    state.threshold, state.rule.for_s, signal.transition, signal.count,
                     signal.peak, None, signal.track_ids, signal.started_at,
                     members, frame,
                 )  # fmt: skip
@@ -277,3 +280,10 @@ def _write_snapshot(path: Path, frame: Frame, members: list[Detection]) -> None:
         raise OSError("JPEG encoding failed")
     tmp.write_bytes(data.tobytes())
     tmp.replace(path)
+
+
+def _density(count: int, area_m2: float | None) -> str:
+    """ " (2,4 orang/m²)" for a zone with a measured area, Indonesian decimal comma."""
+    if not area_m2:
+        return ""
+    return f" ({count / area_m2:.1f} orang/m²)".replace(".", ",")

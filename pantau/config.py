@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from analytics.config import (
+    CrowdRule,
     DetectorConfig,
     Line,
     MotionConfig,
@@ -113,7 +114,17 @@ class PantauConfig(Strict):
                     problems.append(
                         (("cameras", ci, "zones", zi, "id"), f"zone id {zid!r} is used twice")
                     )
+            areas = {z.id: z.area_m2 for z in cam.zones}
             for ri, rule in enumerate(cam.rules):
+                if isinstance(rule, CrowdRule) and rule.min_density and rule.zone in areas:
+                    if not areas[rule.zone]:
+                        problems.append(
+                            (
+                                ("cameras", ci, "rules", ri, "min_density"),
+                                f"zone {rule.zone!r} has no area_m2: persons per m2 need the "
+                                "ground area the zone covers",
+                            )
+                        )
                 if not isinstance(rule, TamperRule) and rule.zone not in zones:
                     problems.append(
                         (

@@ -105,6 +105,20 @@ BROKEN = [
     ),
     pytest.param(
         "        min_count: 3",
+        "        min_density: 2.5",
+        "cameras.yaml:14: cameras[0].rules[0].min_density: zone 'plaza' has no area_m2: persons "
+        "per m2 need the ground area the zone covers",
+        id="density-without-area",
+    ),
+    pytest.param(
+        "        min_count: 3\n",
+        "",
+        "cameras.yaml:12: cameras[0].rules[0]: a crowd rule needs min_count, "
+        "min_density (persons/m2) or both",
+        id="crowd-without-threshold",
+    ),
+    pytest.param(
+        "        min_count: 3",
         "        min_count: 0",
         "cameras.yaml:14: cameras[0].rules[0].min_count: Input should be greater than or equal "
         "to 1",

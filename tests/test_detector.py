@@ -85,3 +85,26 @@ async def test_fixed_size_export_reports_its_real_input_size(
     finally:
         await det.stop()
     assert "fixed-size export: it runs at 640 px, not imgsz=320" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "weights",
+    ["yolo11n_int8.tflite", "yolov8n_int8.onnx"],
+    ids=["tflite", "onnx"],
+)
+async def test_other_backends_by_file_type(assets: Path, weights: str) -> None:
+    """A site that exported to TFLite or ONNX points `model:` at the file; the backend follows
+    the file type, and the same picture gives the same answer."""
+    import ultralytics
+
+    path = assets / "models" / weights
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    det = Detector(DetectorConfig(model=str(path), confidence=0.3))
+    await det.start()
+    try:
+        bus = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+        found = await labels(det, bus)
+        assert found["person"] == 4 and found["bus"] == 1, found
+    finally:
+        await det.stop()

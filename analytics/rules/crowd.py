@@ -1,4 +1,5 @@
-"""Crowd rule: persons in a zone at or above a count for a dwell time."""
+"""Crowd rule: persons in a zone at or above a count (or a density, for a zone with an area)
+for a dwell time."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ class CrowdSignal:
 
 
 class CrowdState:
-    def __init__(self, rule: CrowdRule) -> None:
+    def __init__(self, rule: CrowdRule, area_m2: float | None = None) -> None:
         self.rule = rule
+        self.threshold = rule.threshold(area_m2)
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
         self._peak = 0
         self._started_at: datetime | None = None
@@ -33,7 +35,7 @@ class CrowdState:
     ) -> CrowdSignal | None:
         count = len(members)
         was_open = self.gate.is_open
-        transition = self.gate.update(count >= self.rule.min_count, now_mono)
+        transition = self.gate.update(count >= self.threshold, now_mono)
         if transition is None:
             return None
         if transition is Transition.OPENED or not was_open:
