@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 import redis.asyncio as aioredis
 
+from bench.table import print_table
 from events.bus import Bus, MemoryBus
 from events.model import EventType, Incident, IncidentEvent, IncidentKind, Severity, utcnow
 from events.redis_bus import RedisStreamBus
@@ -196,12 +197,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n{n} events of {size} bytes per run; redis-server on loopback (AOF everysec)\n")
     cols = [("bus", 28), ("consumers", 10), ("events/s", 11), ("p50 ms", 9), ("p99 ms", 9),
             ("lost", 6), ("dup", 5), ("vs raw", 8)]  # fmt: skip
-    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(cols)))
-    for r in rows:
-        values = [r["bus"], r["consumers"], r["events_per_s"], r["p50_ms"], r["p99_ms"],
-                  r["lost"], r["duplicates"], r.get("vs_raw", "")]  # fmt: skip
-        print("".join(f"{v:<{w}}" if i == 0 else f"{v!s:>{w}}"
-                      for i, (v, (_, w)) in enumerate(zip(values, cols, strict=True))))  # fmt: skip
+    print_table(cols, [
+        [r["bus"], r["consumers"], r["events_per_s"], r["p50_ms"], r["p99_ms"], r["lost"],
+         r["duplicates"], r.get("vs_raw", "")]
+        for r in rows
+    ])  # fmt: skip
     one, batch = store["one_per_tx_per_s"], store["batch_100_per_s"]
     print(f"\nstore: {one} inserts/s one per transaction, {batch} inserts/s 100 per transaction")
     RESULTS.mkdir(exist_ok=True)

@@ -34,6 +34,7 @@ import httpx
 import psutil
 from pydantic import BaseModel
 
+from bench.table import print_table
 from pantau.redis_server import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -229,13 +230,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     cols = [("mode", 13), ("viewers", 8), ("server CPU %", 13), ("CPU/viewer %", 13),
             ("frames per viewer", 20)]  # fmt: skip
-    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(cols)))
-    for row in rows:
-        values = [row["mode"], row["viewers"], row["server_cpu_pct"],
-                  row["cpu_per_viewer_pct"] if row["viewers"] else "-",
-                  ",".join(map(str, row["frames"])) or "-"]  # fmt: skip
-        print("".join(f"{v:<{w}}" if i == 0 else f"{v!s:>{w}}"
-                      for i, (v, (_, w)) in enumerate(zip(values, cols, strict=True))))  # fmt: skip
+    print_table(cols, [
+        [row["mode"], row["viewers"], row["server_cpu_pct"],
+         row["cpu_per_viewer_pct"] if row["viewers"] else "-",
+         ",".join(map(str, row["frames"])) or "-"]
+        for row in rows
+    ])  # fmt: skip
     print(f"marginal CPU per viewer (2 viewers - 1 viewer): {slope}; "
           f"re-encode / passthrough = {report['reencode_over_passthrough']}x")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)

@@ -29,6 +29,7 @@ import httpx
 import psutil
 import websockets
 
+from bench.table import print_table
 from pantau.redis_server import free_port
 
 RESULTS = Path(__file__).parent / "results"
@@ -220,12 +221,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     cols = [("wall", 26), ("clients", 8), ("deliveries", 11), ("p50 ms", 9), ("p99 ms", 9),
             ("max ms", 9), ("server CPU %", 13)]  # fmt: skip
-    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(cols)))
-    for row in rows:
-        values = [row["wall"], row["clients"], row["deliveries"], row["p50_ms"], row["p99_ms"],
-                  row["max_ms"], row["server_cpu_pct"]]  # fmt: skip
-        print("".join(f"{v:<{w}}" if i == 0 else f"{v!s:>{w}}"
-                      for i, (v, (_, w)) in enumerate(zip(values, cols, strict=True))))  # fmt: skip
+    print_table(cols, [
+        [row["wall"], row["clients"], row["deliveries"], row["p50_ms"], row["p99_ms"],
+         row["max_ms"], row["server_cpu_pct"]]
+        for row in rows
+    ])  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "wall.json").write_text(json.dumps(report, indent=2))
     return report
