@@ -117,9 +117,15 @@ class Detector:
         return dict(self._names)
 
     async def detect(self, camera_id: str, image: Image) -> list[Detection]:
+        return await (await self.submit(camera_id, image))
+
+    async def submit(self, camera_id: str, image: Image) -> asyncio.Future[list[Detection]]:
+        """Queue one image and return at once with the future of its detections, so a camera
+        can prepare its next frame while this one is in the model (the queue is bounded: a
+        full queue makes the caller wait, it never drops a request)."""
         future: asyncio.Future[list[Detection]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Request(camera_id, image, future))
-        return await future
+        return future
 
     async def _batch_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -111,6 +111,8 @@ class CameraAnalytics:
             else None
         )
         self.last_zone_counts: dict[str, dict[str, int]] = {}
+        self._intake = asyncio.Lock()
+        self._tail: asyncio.Future[None] | None = None  # done when the latest frame is analysed
 
     def active(self, now_mono: float, hold_s: float = 3.0) -> bool:
         """Did something move on this camera in the last `hold_s` seconds?"""
@@ -122,20 +124,47 @@ class CameraAnalytics:
             await self.health.on_health(status, now_mono)
 
     async def on_frame(self, frame: Frame) -> None:
-        self.frames += 1
-        if self.health is not None:
-            await self.health.on_frame(frame)
-            if self.health.inhibited:
-                return  # a tampered or dead camera reports nothing else
-        if self._gate is not None:
-            gate = await asyncio.to_thread(self._gate.check, frame.image, frame.captured_mono)
-            run_detector = gate.detect
-            if gate.motion:
-                self.last_activity_mono = frame.captured_mono
-        else:
-            run_detector = True
-        if run_detector:
-            found = await self._detector.detect(frame.camera_id, frame.image)
+        """Analyse one frame. Safe to call again before the previous call returned (the worker
+        keeps up to two frames in flight): the gate sees frames in order, and tracking and
+        rules run strictly in frame order whatever order the detector answers in."""
+        loop = asyncio.get_running_loop()
+        async with self._intake:  # FIFO: frames enter the gate in the order they came
+            self.frames += 1
+            pending: asyncio.Future[list[Detection]] | None = None
+            inhibited = False
+            if self.health is not None:
+                await self.health.on_frame(frame)
+                inhibited = self.health.inhibited  # a tampered or dead camera reports nothing else
+            if not inhibited:
+                run_detector = True
+                if self._gate is not None:
+                    gate = await asyncio.to_thread(
+                        self._gate.check, frame.image, frame.captured_mono
+                    )
+                    run_detector = gate.detect
+                    if gate.motion:
+                        self.last_activity_mono = frame.captured_mono
+                if run_detector:
+                    pending = await self._detector.submit(frame.camera_id, frame.image)
+            previous, mine = self._tail, loop.create_future()
+            self._tail = mine
+        try:
+            try:
+                found = await pending if pending is not None else None
+            finally:
+                if previous is not None:
+                    # shield: cancelling this frame must not cancel the earlier frame's marker
+                    await asyncio.shield(previous)
+            if not inhibited:
+                await self._analyse(frame, found)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    async def _analyse(self, frame: Frame, found: list[Detection] | None) -> None:
+        """Tracking, zones and rules for one frame; `found` is None where the gate said the
+        scene is still."""
+        if found is not None:
             detections = self.tracker.update(found, frame.captured_mono)
             self.last_detections = detections
             self.detected += 1

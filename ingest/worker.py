@@ -1,7 +1,10 @@
 """The async side of one camera: samples the capture slot at detect_fps and reports health.
 
 The worker never waits on the decoder: it peeks at the latest-frame slot on a timer, so a dead
-or slow camera cannot stall the event loop or any other camera.
+or slow camera cannot stall the event loop or any other camera. It does not wait for a frame's
+analysis either: up to `max_in_flight` frames are handled at once (the handler keeps them in
+order), so the next frame is prepared while the previous one is in the detector, and one slow
+inference does not make the camera miss its next tick.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class CameraWorker:
         source: CameraSource,
         on_frame: FrameHandler,
         on_status: StatusHandler,
+        max_in_flight: int = 2,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -38,6 +42,8 @@ class CameraWorker:
         self._on_frame = on_frame
         self._on_status = on_status
         self._tasks: list[asyncio.Task[None]] = []
+        self._max_in_flight = max_in_flight
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._last_seq = 0
         self._skipped_total = 0
         self._skip_window: list[tuple[float, int]] = []
@@ -50,10 +56,12 @@ class CameraWorker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._in_flight]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
+        self._in_flight.clear()
         # Joining the decode thread is blocking: do it off the loop. The read timeout bounds it.
         await asyncio.to_thread(self.capture.stop, self.source.read_timeout_s + 1)
 
@@ -66,21 +74,28 @@ class CameraWorker:
         while True:
             next_at += period
             frame = None
-            if self.capture.latest_seq > self._last_seq:
+            # At the in-flight limit this tick is skipped: the frames it misses count as dropped.
+            room = len(self._in_flight) < self._max_in_flight
+            if room and self.capture.latest_seq > self._last_seq:
                 frame = await asyncio.to_thread(self.capture.latest)  # converts: off the loop
             if frame is not None and frame.seq > self._last_seq:
                 skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
                 self._skipped_total += max(skipped, 0)
                 self._last_seq = frame.seq
-                try:
-                    await self._on_frame(frame)
-                except Exception:
-                    log.exception("camera=%s frame handler failed", self.camera_id)
+                task = asyncio.create_task(self._handle(frame), name=f"frame-{self.camera_id}")
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
             delay = next_at - time.monotonic()
             if delay < 0:  # fell behind: skip ahead instead of bursting to catch up
                 next_at = time.monotonic()
                 delay = 0
             await asyncio.sleep(delay)
+
+    async def _handle(self, frame: Frame) -> None:
+        try:
+            await self._on_frame(frame)
+        except Exception:
+            log.exception("camera=%s frame handler failed", self.camera_id)
 
     def status(self) -> CameraStatus:
         cap = self.capture

@@ -96,3 +96,51 @@ async def test_people_clip_counts_and_thresholds(model_path: Path, assets: Path)
     assert min(counts) >= 1 and 5 <= max(counts) <= 10  # "person in every frame, up to 8"
     assert [e.type for e in low_events][:1] == [EventType.INCIDENT_OPENED]
     assert results[12][1] == []  # the peak never reaches 12: no incident
+
+
+async def test_frames_in_flight_are_analysed_in_order(model_path: Path, assets: Path) -> None:
+    """The worker hands a camera's next frame over before the last one is analysed: with every
+    frame of a clip in flight at once (batched together in the detector), tracking and counts
+    come out exactly as when the frames are analysed one by one."""
+    import asyncio
+
+    from tests.test_tracking import sample
+
+    frames = sample(assets / "video" / "pets2009_vtest_480x360_tiodh.mp4", 5, 12)
+    detector = Detector(DetectorConfig(model=str(model_path), confidence=0.3, max_batch=4))
+    await detector.start()
+    zone = Zone(id="all", points=[(0, 0), (1, 0), (1, 1), (0, 1)])
+    rule = CrowdRule.model_validate({"type": "crowd", "zone": "all", "min_count": 4, "for": 1})
+
+    async def run(concurrent: bool) -> list[tuple[int, tuple[int | None, ...]]]:
+        async def publish(event: IncidentEvent) -> None:
+            pass
+
+        engine = CameraAnalytics(
+            CameraPlace("cam", "Kampus", None, None), [zone], [rule], detector, publish, None,
+            detect_fps=5, motion=MotionConfig(enabled=False),
+        )  # fmt: skip
+        seen: dict[int, tuple[int, tuple[int | None, ...]]] = {}
+
+        async def one(i: int, t: float, image: object) -> None:
+            await engine.on_frame(Frame("cam", i + 1, t, T0 + timedelta(seconds=t), image))  # type: ignore[arg-type]
+            ids = tuple(sorted(d.track_id for d in engine.last_detections if d.track_id))
+            seen[i] = (engine.last_zone_counts["all"].get("person", 0), ids)
+
+        if concurrent:
+            await asyncio.gather(*(one(i, t, im) for i, (t, im) in enumerate(frames)))
+        else:
+            for i, (t, im) in enumerate(frames):
+                await one(i, t, im)
+        assert engine.detected == len(frames)
+        return [seen[i] for i in range(len(frames))]
+
+    try:
+        one_by_one = await run(False)
+        batches_before = detector.stats.batches
+        all_at_once = await run(True)
+        assert detector.stats.batches - batches_before < len(frames)  # really batched together
+    finally:
+        await detector.stop()
+    assert all_at_once == one_by_one
+    assert max(count for count, _ in one_by_one) >= 4
