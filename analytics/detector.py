@@ -4,6 +4,12 @@ Inference is blocking, so it runs on a single dedicated thread (one model, one t
 contention inside the backend). Requests from all cameras are gathered for at most
 `max_wait_ms` into one batch of at most `max_batch` images, so the latency cost of batching is
 bounded and known.
+
+Each frame is detected at its camera's detect size (the longer side of the frame in model
+pixels; `imgsz` unless the camera sets `detect_size`). A fixed-size export (OpenVINO, ONNX,
+TFLite: a static 640x640 input no `imgsz` can change) gets frames packed side by side into one
+input where they fit (analytics/mosaic.py): two 16:9 frames at 560 px or six at 320 px cost one
+inference. A dynamic model (.pt) runs each size natively.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy.typing as npt
 
 from analytics.config import DetectorConfig
 from analytics.detection import Detection
+from analytics.mosaic import Packer, unpack
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ Image = npt.NDArray[np.uint8]
 class _Request:
     camera_id: str
     image: Image
+    size: int
     future: asyncio.Future[list[Detection]]
 
 
@@ -39,6 +47,7 @@ class _Request:
 class DetectorStats:
     batches: int = 0
     images: int = 0
+    inferences: int = 0  # model runs: fewer than images when frames share a mosaic
     last_batch_size: int = 0
     inference_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
 
@@ -56,6 +65,8 @@ class Detector:
         self._names: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
         self.effective_imgsz = config.imgsz
+        self.fixed_size: int | None = None  # the static input of an export, None if dynamic
+        self._packer: Packer | None = None
         self._base_conf = min([config.confidence, *config.class_confidence.values()])
 
     @property
@@ -77,20 +88,29 @@ class Detector:
             verbose=False,
         )
         self._model = model
-        predictor = getattr(model, "predictor", None)
-        actual = list(getattr(predictor, "imgsz", None) or [])
-        self.effective_imgsz = int(max(actual)) if actual else self.config.imgsz
-        if self.effective_imgsz != self.config.imgsz:
-            # Static exports (OpenVINO/ONNX/TFLite without dynamic shapes) run at the size they
-            # were exported with, whatever imgsz says: say so instead of pretending.
-            log.warning(
-                "detector model=%s is a fixed-size export: it runs at %d px, not imgsz=%d "
-                "(export it again with imgsz=%d to get that speed)",
-                model_ref,
-                self.effective_imgsz,
-                self.config.imgsz,
-                self.config.imgsz,
-            )
+        backend = getattr(getattr(model, "predictor", None), "model", None)
+        fixed = list(getattr(backend, "imgsz", None) or [])
+        if fixed and not getattr(backend, "dynamic", False):
+            self.fixed_size = int(max(fixed))
+            self._packer = Packer(self.fixed_size)
+            self.effective_imgsz = min(self.config.imgsz, self.fixed_size)
+            if self.config.imgsz > self.fixed_size:
+                log.warning(
+                    "detector model=%s is a fixed %d px export: imgsz=%d is not possible, "
+                    "frames run at %d px (export it again with imgsz=%d)",
+                    model_ref,
+                    self.fixed_size,
+                    self.config.imgsz,
+                    self.fixed_size,
+                    self.config.imgsz,
+                )
+            elif self.config.imgsz < self.fixed_size:
+                log.info(
+                    "detector model=%s is a fixed %d px export: frames at %d px share one input",
+                    model_ref,
+                    self.fixed_size,
+                    self.config.imgsz,
+                )
         log.info(
             "detector model=%s imgsz=%d classes=%d ready",
             model_ref,
@@ -116,15 +136,19 @@ class Detector:
     def class_names(self) -> dict[int, str]:
         return dict(self._names)
 
-    async def detect(self, camera_id: str, image: Image) -> list[Detection]:
-        return await (await self.submit(camera_id, image))
+    async def detect(
+        self, camera_id: str, image: Image, size: int | None = None
+    ) -> list[Detection]:
+        return await (await self.submit(camera_id, image, size))
 
-    async def submit(self, camera_id: str, image: Image) -> asyncio.Future[list[Detection]]:
+    async def submit(
+        self, camera_id: str, image: Image, size: int | None = None
+    ) -> asyncio.Future[list[Detection]]:
         """Queue one image and return at once with the future of its detections, so a camera
         can prepare its next frame while this one is in the model (the queue is bounded: a
         full queue makes the caller wait, it never drops a request)."""
         future: asyncio.Future[list[Detection]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(camera_id, image, future))
+        await self._queue.put(_Request(camera_id, image, size or self.config.imgsz, future))
         return future
 
     async def _batch_loop(self) -> None:
@@ -145,7 +169,10 @@ class Detector:
                 continue
             try:
                 results = await loop.run_in_executor(
-                    self._pool, self._infer_blocking, [r.image for r in batch]
+                    self._pool,
+                    self._infer_blocking,
+                    [r.image for r in batch],
+                    [r.size for r in batch],
                 )
             except Exception as exc:  # one bad batch must not kill detection for everyone
                 log.exception("detector batch of %d failed", len(batch))
@@ -157,21 +184,56 @@ class Detector:
                 if not req.future.done():
                     req.future.set_result(dets)
 
-    def _infer_blocking(self, images: list[Image]) -> list[list[Detection]]:
+    def _infer_blocking(
+        self, images: list[Image], sizes: list[int] | None = None
+    ) -> list[list[Detection]]:
         started = time.perf_counter()
-        results = self._model.predict(
-            images,
-            imgsz=self.config.imgsz,
-            conf=self._base_conf,
-            device=self.config.device,
-            verbose=False,
-        )
+        sizes = sizes or [self.config.imgsz] * len(images)
+        out: list[list[Detection]] = [[] for _ in images]
+        inferences = 0
+        if self._packer is None:  # dynamic input: each size natively, same sizes together
+            for size in sorted(set(sizes)):
+                picked = [i for i, s in enumerate(sizes) if s == size]
+                for i, result in zip(
+                    picked, self._predict([images[i] for i in picked], size), strict=True
+                ):
+                    out[i] = self._convert(result)
+                inferences += len(picked)
+        else:
+            packer = self._packer
+            placements = packer.place(
+                [(im.shape[1], im.shape[0], s) for im, s in zip(images, sizes, strict=True)]
+            )
+            canvases = packer.render(images, placements)
+            for index, canvas in enumerate(canvases):
+                alone = [i for i, p in enumerate(placements) if p.canvas == index]
+                if len(alone) == 1 and sizes[alone[0]] >= packer.size:
+                    # one full-size frame: ultralytics' own letterbox, exactly the classic path
+                    (result,) = self._predict([images[alone[0]]], packer.size)
+                    out[alone[0]] = self._convert(result)
+                else:
+                    (result,) = self._predict([canvas], packer.size)
+                    for i, dets in unpack(self._convert(result), placements, index).items():
+                        out[i] = dets
+            inferences = len(canvases)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.stats.batches += 1
         self.stats.images += len(images)
+        self.stats.inferences += inferences
         self.stats.last_batch_size = len(images)
-        self.stats.inference_ms.append(elapsed_ms)
-        return [self._convert(r) for r in results]
+        self.stats.inference_ms.append(elapsed_ms / max(inferences, 1))
+        return out
+
+    def _predict(self, images: list[Image], imgsz: int) -> list[Any]:
+        return list(
+            self._model.predict(
+                images,
+                imgsz=imgsz,
+                conf=self._base_conf,
+                device=self.config.device,
+                verbose=False,
+            )
+        )
 
     def _convert(self, result: Any) -> list[Detection]:
         boxes = result.boxes

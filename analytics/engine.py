@@ -75,8 +75,10 @@ class CameraAnalytics:
         detect_fps: float = 5.0,
         motion: MotionConfig | None = None,
         lines: list[Line] | None = None,
+        detect_size: int | None = None,
     ) -> None:
         self.place = place
+        self.detect_size = detect_size  # None: the detector's imgsz
         self._zones = {z.id: z for z in zones}
         self._zone_set = ZoneSet(zones)
         self._detector = detector
@@ -145,7 +147,9 @@ class CameraAnalytics:
                     if gate.motion:
                         self.last_activity_mono = frame.captured_mono
                 if run_detector:
-                    pending = await self._detector.submit(frame.camera_id, frame.image)
+                    pending = await self._detector.submit(
+                        frame.camera_id, frame.image, self.detect_size
+                    )
             previous, mine = self._tail, loop.create_future()
             self._tail = mine
         try:

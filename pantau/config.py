@@ -47,6 +47,9 @@ class Camera(CameraSource):
     desa: str | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    # The frame's longer side in model pixels when detected (default: detector.imgsz). Smaller
+    # is cheaper and sees less far: with a fixed-size export, frames at 320 px share one input.
+    detect_size: int | None = Field(default=None, ge=160, le=1920, multiple_of=32)
     zones: list[Zone] = []
     lines: list[Line] = []
     rules: list[Rule] = []

@@ -224,6 +224,8 @@ class Runtime:
                 "inference_ms_p50": round(self.detector.stats.p50_ms(), 1),
                 "last_batch_size": self.detector.stats.last_batch_size,
                 "imgsz": self.detector.effective_imgsz,
+                "model_input": self.detector.fixed_size,  # None: a dynamic model
+                "inferences": self.detector.stats.inferences,
                 "queue_depth": self.detector.queue_depth,
             },
             "analytics": {
@@ -272,7 +274,7 @@ class Runtime:
             engine = CameraAnalytics(
                 place, cam.zones, cam.rules, self.detector, self._on_detection,
                 self.snapshot_dir, detect_fps=cam.detect_fps, motion=self.config.motion,
-                lines=cam.lines,
+                lines=cam.lines, detect_size=cam.detect_size,
             )  # fmt: skip
             worker = CameraWorker(cam.id, cam, engine.on_frame, self._on_status)
             self.analytics[cam.id] = engine

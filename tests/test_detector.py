@@ -78,13 +78,47 @@ async def test_per_class_confidence(model_path: Path, assets: Path) -> None:
 async def test_fixed_size_export_reports_its_real_input_size(
     model_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="analytics.detector")
     det = Detector(DetectorConfig(model=str(model_path), imgsz=320))
     await det.start()
     try:
-        assert det.effective_imgsz == 640  # the shared export is static 640x640
+        assert det.fixed_size == 640  # the shared export is static 640x640
+        assert det.effective_imgsz == 320  # ...and 320 px frames share it
     finally:
         await det.stop()
-    assert "fixed-size export: it runs at 640 px, not imgsz=320" in caplog.text
+    assert "fixed 640 px export: frames at 320 px share one input" in caplog.text
+
+
+def iou(a: object, b: object) -> float:
+    ax1, ay1, ax2, ay2 = a.x1, a.y1, a.x2, a.y2  # type: ignore[attr-defined]
+    bx1, by1, bx2, by2 = b.x1, b.y1, b.x2, b.y2  # type: ignore[attr-defined]
+    w, h = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+async def test_frames_at_smaller_sizes_share_one_input(detector: Detector, assets: Path) -> None:
+    """Three cameras at the detect sizes their scenes need (people close by at 320 px, a street
+    at 480, a far crowd at 560) cost two inferences instead of three, and each frame's boxes come
+    back in its own pixels, where the full 640 px run put them."""
+    names = [
+        "pets2009_vtest_480x360_tiodh_f0170.jpg",
+        "traffic_street_cKuhn517_MIT_f0290.jpg",
+        "overhead_crowd_lamminhthien_f0120.jpg",
+    ]
+    images = [frame(assets, n) for n in names]
+    full = [await detector.detect("cam", im) for im in images]  # type: ignore[arg-type]
+    before = detector.stats.inferences
+    packed = detector._infer_blocking(images, [320, 480, 560])  # type: ignore[arg-type]
+    assert detector.stats.inferences - before == 2
+    for name, image, ref, got in zip(names, images, full, packed, strict=True):
+        h, w = image.shape[:2]  # type: ignore[attr-defined]
+        assert all(0 <= d.x1 < d.x2 <= w and 0 <= d.y1 < d.y2 <= h for d in got), name
+        wanted = [d for d in ref if d.label in {"person", "car", "truck", "bus"}]
+        matched = sum(
+            1 for r in wanted if any(g.label == r.label and iou(g, r) >= 0.5 for g in got)
+        )
+        assert matched >= 0.7 * len(wanted), (name, matched, len(wanted))
 
 
 @pytest.mark.parametrize(
