@@ -2,10 +2,14 @@
 
     .venv/bin/python -m bench.analytics_bench [--model PATH] [--seconds 15] [--quick]
 
-- raw backend: the same model and image size, `predict` on decoded frames, batch 1 and batch 4;
+- raw backend: the same model and image size, `predict` on decoded frames, batch 1 and batch 4,
+  and the same frames at each clip's detect size packed into the model's input;
 - pipeline: N cameras (real CCTV clips from the loopback RTSP server) through Pantau's ingest
   workers, motion gate, ONE shared batched detector, tracking and rules, at detect_fps 5,
-  with and without the motion gate;
+  with and without the motion gate, every camera at 640 px and each at its scene's detect
+  size (SIZES);
+- recall: the same frames of each clip through the same rules at 640 px and at the detect
+  size: objects found (matched by IoU >= 0.5) and incidents opened;
 - naive: what a user writes first, one `YOLO(...).predict(source=rtsp, stream=True)` loop per
   camera in its own thread, each with its own model.
 Reports frames/s, CPU %, p95 frame -> decision latency, and how many cameras are sustained at
@@ -22,6 +26,7 @@ import statistics
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +34,10 @@ import cv2
 import numpy as np
 import psutil
 
-from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Zone
+from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Rule, Zone
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
-from events.model import IncidentEvent
+from events.model import EventType, IncidentEvent
 from ingest.config import CameraSource
 from ingest.frame import Frame
 from ingest.worker import CameraWorker
@@ -40,16 +45,37 @@ from pantau.demo_media import default_cache_dir, find_assets, resolve_clip
 from pantau.rtsp_server import RtspTestServer
 
 RESULTS = Path(__file__).parent / "results"
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 DETECT_FPS = 5.0
-CLIPS = [
+CLIPS = [  # camera i plays CLIPS[i % 4]
     "pets2009_vtest_480x360_tiodh.mp4",
     "traffic_street_cKuhn517_MIT.mp4",
-    "overhead_crowd_lamminhthien.avi",
     "flood_indoor_cctv_MiyanoShiho21.mp4",
+    "overhead_crowd_lamminhthien.avi",
 ]
+# The detect size an administrator picks per view (cameras[].detect_size): people close by
+# need few pixels, a street a few more, a far crowd nearly the full 640.
+SIZES = {
+    "pets2009_vtest_480x360_tiodh.mp4": 320,
+    "traffic_street_cKuhn517_MIT.mp4": 480,
+    "overhead_crowd_lamminhthien.avi": 560,
+    "flood_indoor_cctv_MiyanoShiho21.mp4": 320,  # the flood rule does not use the detector
+}
 QUIET_MOTION_S, QUIET_STILL_S = 10, 30
 ZONE = Zone(id="all", points=[(0, 0), (1, 0), (1, 1), (0, 1)])
-RULE = CrowdRule.model_validate({"type": "crowd", "zone": "all", "min_count": 5, "for": 2})
+ROAD = Zone(id="road", points=[(0, 0), (1, 0), (1, 1), (0, 1)])
+RULES: list[Rule] = [
+    CrowdRule.model_validate({"type": "crowd", "zone": "all", "min_count": 5, "for": 2}),
+    CrowdRule.model_validate(
+        {"type": "crowd", "zone": "road", "min_count": 5, "for": 2,
+         "classes": ["car", "motorcycle", "bus", "truck"]}
+    ),
+]  # fmt: skip
+
+
+def size_of(clip: Path, default: int) -> int:
+    """The detect size of a clip (the demo cache names clips `<stem>-<hash>-g2.mp4`)."""
+    return next((v for k, v in SIZES.items() if clip.name.startswith(Path(k).stem)), default)
 
 
 def p95(values: list[float]) -> float:
@@ -102,25 +128,43 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-async def bench_raw(model: str, imgsz: int, seconds: float, clip: Path) -> dict[str, float]:
+async def bench_raw(model: str, imgsz: int, seconds: float, clips: list[Path]) -> dict[str, float]:
     det = Detector(DetectorConfig(model=model, imgsz=imgsz))
     await det.start()
-    cap = cv2.VideoCapture(str(clip))
+    cap = cv2.VideoCapture(str(clips[0]))
     frames = [np.asarray(cap.read()[1], dtype=np.uint8) for _ in range(16)]
     cap.release()
     out: dict[str, float] = {}
     for batch in (1, 4):
         done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / 2:
+        while time.perf_counter() - t0 < seconds / 3:
             det._infer_blocking(frames[:batch])  # the backend alone, no queue, no asyncio
             done += batch
         out[f"batch{batch}_fps"] = round(done / (time.perf_counter() - t0), 2)
+    # One frame of each clip at its detect size, as the pipeline batches them: packed inputs.
+    mixed = []
+    for clip in clips:
+        cap = cv2.VideoCapture(str(clip))
+        mixed.append(np.asarray(cap.read()[1], dtype=np.uint8))
+        cap.release()
+    sizes = [size_of(c, imgsz) for c in clips]
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 3:
+        det._infer_blocking(mixed, sizes)
+        done += len(mixed)
+    out["sized_fps"] = round(done / (time.perf_counter() - t0), 2)
     await det.stop()
     return out
 
 
 async def bench_pipeline(
-    model: str, imgsz: int, server: RtspTestServer, n: int, seconds: float, gate: bool
+    model: str,
+    imgsz: int,
+    server: RtspTestServer,
+    n: int,
+    seconds: float,
+    gate: bool,
+    sizes: list[int | None] | None = None,
 ) -> dict[str, Any]:
     det = Detector(DetectorConfig(model=model, imgsz=imgsz, max_batch=8, max_wait_ms=15))
     await det.start()
@@ -137,13 +181,14 @@ async def bench_pipeline(
     for i in range(n):
         engine = CameraAnalytics(
             CameraPlace(f"cam-{i}", f"cam {i}", None, None),
-            [ZONE],
-            [RULE],
+            [ZONE, ROAD],
+            RULES,
             det,
             publish,
             None,
             detect_fps=DETECT_FPS,
             motion=MotionConfig(enabled=gate),
+            detect_size=sizes[i] if sizes else None,
         )
 
         async def on_frame(frame: Frame, engine: CameraAnalytics = engine, i: int = i) -> None:
@@ -161,9 +206,10 @@ async def bench_pipeline(
         workers.append(worker)
         engines.append(engine)
     await asyncio.sleep(6)  # connect, warm up
-    start_counts, images0, cpu0, t0 = (
+    start_counts, images0, inferences0, cpu0, t0 = (
         list(analysed),
         det.stats.images,
+        det.stats.inferences,
         cpu_seconds(),
         time.monotonic(),
     )
@@ -174,8 +220,10 @@ async def bench_pipeline(
     result = {
         "cameras": n,
         "motion_gate": gate,
+        "sized": bool(sizes),
         "analysed_fps_per_cam": round(statistics.mean(per_cam), 2),
         "detector_fps": round((det.stats.images - images0) / elapsed, 2),
+        "inferences_per_s": round((det.stats.inferences - inferences0) / elapsed, 2),
         "cpu_pct": round((cpu_seconds() - cpu0) / elapsed * 100, 1),
         "latency_p95_ms": round(p95(latencies) * 1000, 1),
         "sustained_cameras": sum(1 for f in per_cam if f >= 0.95 * DETECT_FPS),
@@ -243,41 +291,60 @@ def main() -> None:
         quiet_scene(args, assets)
         return
     counts = [1, 2] if args.quick else [1, 2, 4, 8]
+    sized_counts = [3, 4] if args.quick else [1, 2, 3, 4, 6, 8]
     cache = default_cache_dir()
     clips = [resolve_clip(c, assets, cache) for c in CLIPS]
-    raw = asyncio.run(bench_raw(args.model, args.imgsz, args.seconds, clips[0]))
+    raw = asyncio.run(bench_raw(args.model, args.imgsz, args.seconds, clips))
     print(
         f"raw backend ({args.imgsz} px): batch 1 {raw['batch1_fps']} fps, "
-        f"batch 4 {raw['batch4_fps']} fps"
+        f"batch 4 {raw['batch4_fps']} fps, at the clips' detect sizes {raw['sized_fps']} fps",
+        flush=True,
     )
+    recall = asyncio.run(bench_recall(args.model, args.imgsz, clips))
     rows: list[dict[str, Any]] = []
     naive_rows: list[dict[str, Any]] = []
-    biggest = max(counts)
+    biggest = max(counts + sized_counts)
     with RtspTestServer({f"cam{i}": clips[i % len(clips)] for i in range(biggest)}) as server:
-        for n in counts:
-            for gate in (False, True):
-                row = asyncio.run(
-                    bench_pipeline(args.model, args.imgsz, server, n, args.seconds, gate)
+        for sized, plan in ((False, counts), (True, sized_counts)):
+            for n in plan:
+                sizes: list[int | None] | None = (
+                    [size_of(clips[i % len(clips)], args.imgsz) for i in range(n)]
+                    if sized
+                    else None
                 )
-                rows.append(row)
-                print_row("pantau" + (" +gate" if gate else ""), row)
+                for gate in (False, True):
+                    row = asyncio.run(
+                        bench_pipeline(args.model, args.imgsz, server, n, args.seconds, gate, sizes)
+                    )
+                    rows.append(row)
+                    print_row(
+                        "pantau" + (" sized" if sized else "") + (" +gate" if gate else ""), row
+                    )
         for n in counts[:3]:
             row = bench_naive(args.model, args.imgsz, server, n, args.seconds)
             naive_rows.append(row)
             print_row("naive", row)
-    best_pipeline = max(r["detector_fps"] for r in rows if not r["motion_gate"])
+
+    def best(sized: bool) -> float:
+        return max(r["detector_fps"] for r in rows if r["sized"] == sized and not r["motion_gate"])
+
     report = {
         "model": args.model,
         "imgsz": args.imgsz,
+        "sizes": SIZES,
         "detect_fps": DETECT_FPS,
         "cores": psutil.cpu_count(),
         "raw": raw,
+        "recall": recall,
         "pipeline": rows,
         "naive": naive_rows,
-        "pipeline_vs_raw": round(best_pipeline / max(raw["batch1_fps"], raw["batch4_fps"]), 2),
+        "pipeline_vs_raw": {
+            "640": round(best(False) / max(raw["batch1_fps"], raw["batch4_fps"]), 2),
+            "sized": round(best(True) / raw["sized_fps"], 2),
+        },
         "sustained": {
-            "pantau": max(r["sustained_cameras"] for r in rows if not r["motion_gate"]),
-            "pantau_gate": max(r["sustained_cameras"] for r in rows if r["motion_gate"]),
+            "pantau": max(r["sustained_cameras"] for r in rows if not r["sized"]),
+            "pantau_sized": max(r["sustained_cameras"] for r in rows if r["sized"]),
             "naive": max(r["sustained_cameras"] for r in naive_rows),
         },
     }
@@ -286,18 +353,96 @@ def main() -> None:
     print(json.dumps({k: report[k] for k in ("pipeline_vs_raw", "sustained")}))
 
 
+async def bench_recall(model: str, imgsz: int, clips: list[Path]) -> list[dict[str, Any]]:
+    """Does a smaller detect size lose what matters? The same 20 s of each clip at 5 fps through
+    the same rules at 640 px and at the clip's detect size: objects the rules count (persons and
+    vehicles) that the small size finds again (IoU >= 0.5, same class), and incidents opened."""
+    det = Detector(DetectorConfig(model=model, imgsz=imgsz))
+    await det.start()
+    out: list[dict[str, Any]] = []
+    counted = {"person", "car", "motorcycle", "bus", "truck"}
+    for clip in clips:
+        frames = sample_clip(clip, DETECT_FPS, 20)
+        runs: dict[int, tuple[list[list[Any]], list[str]]] = {}
+        for size in (imgsz, size_of(clip, imgsz)):
+            opened: list[str] = []
+
+            async def publish(event: IncidentEvent, sink: list[str] = opened) -> None:
+                if event.type == EventType.INCIDENT_OPENED:
+                    sink.append(str(event.incident.zone_id))
+
+            engine = CameraAnalytics(
+                CameraPlace("cam", "cam", None, None), [ZONE, ROAD], RULES, det, publish, None,
+                detect_fps=DETECT_FPS, motion=MotionConfig(enabled=False), detect_size=size,
+            )  # fmt: skip
+            per_frame = []
+            for i, (t, image) in enumerate(frames):
+                await engine.on_frame(Frame("cam", i + 1, t, T0 + timedelta(seconds=t), image))
+                per_frame.append([d for d in engine.last_detections if d.label in counted])
+            runs[size] = (per_frame, opened)
+        (ref, ref_opened), (got, got_opened) = runs[imgsz], runs[size_of(clip, imgsz)]
+        total = sum(len(f) for f in ref)
+        found = sum(
+            1
+            for r_frame, g_frame in zip(ref, got, strict=True)
+            for r in r_frame
+            if any(g.label == r.label and _iou(g, r) >= 0.5 for g in g_frame)
+        )
+        row = {
+            "clip": clip.name,
+            "size": size_of(clip, imgsz),
+            "objects_per_frame_640": round(total / len(ref), 1),
+            "objects_per_frame_sized": round(sum(len(f) for f in got) / len(got), 1),
+            "object_recall": round(found / total, 2) if total else None,
+            "incidents_640": sorted(ref_opened),
+            "incidents_sized": sorted(got_opened),
+        }
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    await det.stop()
+    return out
+
+
+def sample_clip(path: Path, fps: float, seconds: float) -> list[tuple[float, np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    native = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    step = max(1, round(native / fps))
+    frames: list[tuple[float, np.ndarray]] = []
+    index = 0
+    while index / native <= seconds:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frames.append((index / native, image))
+        index += 1
+    cap.release()
+    return frames
+
+
+def _iou(a: Any, b: Any) -> float:
+    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
 def quiet_scene(args: argparse.Namespace, assets: Path | None) -> None:
     """Mostly still cameras, where the motion gate is meant to pay: how many cameras each
     design keeps at 5 analysed fps."""
-    counts = [2, 4] if args.quick else [2, 4, 6, 8]
+    counts = [2, 4] if args.quick else [2, 4, 6, 8, 12]
     clips = quiet_clips(max(counts), resolve_clip(CLIPS[0], assets, default_cache_dir()))
     rows: list[dict[str, Any]] = []
     naive_rows: list[dict[str, Any]] = []
     with RtspTestServer({f"cam{i}": clip for i, clip in enumerate(clips)}) as server:
         for n in counts:
-            row = asyncio.run(bench_pipeline(args.model, args.imgsz, server, n, args.seconds, True))
-            rows.append(row)
-            print_row("pantau +gate", row)
+            for sized in (False, True):
+                sizes: list[int | None] | None = [SIZES[CLIPS[0]]] * n if sized else None
+                row = asyncio.run(
+                    bench_pipeline(args.model, args.imgsz, server, n, args.seconds, True, sizes)
+                )
+                rows.append(row)
+                print_row("pantau" + (" sized" if sized else "") + " +gate", row)
         for n in (1, 2):
             row = bench_naive(args.model, args.imgsz, server, n, args.seconds)
             naive_rows.append(row)
@@ -311,7 +456,8 @@ def quiet_scene(args: argparse.Namespace, assets: Path | None) -> None:
         "pipeline": rows,
         "naive": naive_rows,
         "sustained": {
-            "pantau_gate": max(r["sustained_cameras"] for r in rows),
+            "pantau_gate": max(r["sustained_cameras"] for r in rows if not r["sized"]),
+            "pantau_sized_gate": max(r["sustained_cameras"] for r in rows if r["sized"]),
             "naive": max(r["sustained_cameras"] for r in naive_rows),
         },
     }
