@@ -155,7 +155,12 @@ class Detector:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self.config.max_wait_ms / 1000.0
+            # An idle detector waits a moment for company; a busy one (frames already queued
+            # while the last batch ran) takes what is there and goes: waiting would only idle it.
+            backlog = not self._queue.empty()
+            while backlog and not self._queue.empty() and len(batch) < self.config.max_batch:
+                batch.append(self._queue.get_nowait())
+            deadline = loop.time() + (0.0 if backlog else self.config.max_wait_ms / 1000.0)
             while len(batch) < self.config.max_batch:
                 remaining = deadline - loop.time()
                 if remaining <= 0:

@@ -127,7 +127,7 @@ class CameraAnalytics:
 
     async def on_frame(self, frame: Frame) -> None:
         """Analyse one frame. Safe to call again before the previous call returned (the worker
-        keeps up to two frames in flight): the gate sees frames in order, and tracking and
+        keeps up to three frames in flight): the gate sees frames in order, and tracking and
         rules run strictly in frame order whatever order the detector answers in."""
         loop = asyncio.get_running_loop()
         async with self._intake:  # FIFO: frames enter the gate in the order they came

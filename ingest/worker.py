@@ -34,7 +34,7 @@ class CameraWorker:
         source: CameraSource,
         on_frame: FrameHandler,
         on_status: StatusHandler,
-        max_in_flight: int = 2,
+        max_in_flight: int = 3,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -72,11 +72,18 @@ class CameraWorker:
         period = 1.0 / self.source.detect_fps
         next_at = time.monotonic()
         while True:
+            if len(self._in_flight) >= self._max_in_flight:
+                # Wait for a slot, not for the next tick: a tick missed while the detector was
+                # busy is taken as soon as a frame is done, so the detector never idles for it.
+                await asyncio.wait(set(self._in_flight), return_when=asyncio.FIRST_COMPLETED)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -period:  # more than a tick behind: skip ahead, never burst to catch up
+                next_at = time.monotonic()
             next_at += period
             frame = None
-            # At the in-flight limit this tick is skipped: the frames it misses count as dropped.
-            room = len(self._in_flight) < self._max_in_flight
-            if room and self.capture.latest_seq > self._last_seq:
+            if self.capture.latest_seq > self._last_seq:
                 frame = await asyncio.to_thread(self.capture.latest)  # converts: off the loop
             if frame is not None and frame.seq > self._last_seq:
                 skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
@@ -85,11 +92,6 @@ class CameraWorker:
                 task = asyncio.create_task(self._handle(frame), name=f"frame-{self.camera_id}")
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-            delay = next_at - time.monotonic()
-            if delay < 0:  # fell behind: skip ahead instead of bursting to catch up
-                next_at = time.monotonic()
-                delay = 0
-            await asyncio.sleep(delay)
 
     async def _handle(self, frame: Frame) -> None:
         try:
