@@ -158,10 +158,11 @@ class Detector:
             # An idle detector waits a moment for company; a busy one (frames already queued
             # while the last batch ran) takes what is there and goes: waiting would only idle it.
             backlog = not self._queue.empty()
-            while backlog and not self._queue.empty() and len(batch) < self.config.max_batch:
-                batch.append(self._queue.get_nowait())
             deadline = loop.time() + (0.0 if backlog else self.config.max_wait_ms / 1000.0)
             while len(batch) < self.config.max_batch:
+                if not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                    continue
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -209,18 +210,18 @@ class Detector:
             placements = packer.place(
                 [(im.shape[1], im.shape[0], s) for im, s in zip(images, sizes, strict=True)]
             )
-            canvases = packer.render(images, placements)
-            for index, canvas in enumerate(canvases):
+            inferences = max(p.canvas for p in placements) + 1
+            for index in range(inferences):
                 alone = [i for i, p in enumerate(placements) if p.canvas == index]
                 if len(alone) == 1 and sizes[alone[0]] >= packer.size:
                     # one full-size frame: ultralytics' own letterbox, exactly the classic path
                     (result,) = self._predict([images[alone[0]]], packer.size)
                     out[alone[0]] = self._convert(result)
                 else:
+                    canvas = packer.render(images, placements, index)
                     (result,) = self._predict([canvas], packer.size)
                     for i, dets in unpack(self._convert(result), placements, index).items():
                         out[i] = dets
-            inferences = len(canvases)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.stats.batches += 1
         self.stats.images += len(images)

@@ -80,16 +80,17 @@ class Packer:
             shelf[3] += w
         return [out[i] for i in range(len(frames))]
 
-    def render(self, images: list[Image], placements: list[Placement]) -> list[Image]:
-        count = max(p.canvas for p in placements) + 1
-        canvases = [np.full((self.size, self.size, 3), PAD, dtype=np.uint8) for _ in range(count)]
+    def render(self, images: list[Image], placements: list[Placement], canvas: int) -> Image:
+        """The model input `canvas`: the frames placed on it, grey elsewhere."""
+        out = np.full((self.size, self.size, 3), PAD, dtype=np.uint8)
         for image, p in zip(images, placements, strict=True):
-            w, h = p.right - p.x0, p.bottom - p.y0
+            if p.canvas != canvas:
+                continue
             interpolation = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
-            canvases[p.canvas][p.y0 : p.bottom, p.x0 : p.right] = cv2.resize(
-                image, (w, h), interpolation=interpolation
+            out[p.y0 : p.bottom, p.x0 : p.right] = cv2.resize(
+                image, (p.right - p.x0, p.bottom - p.y0), interpolation=interpolation
             )
-        return canvases
+        return out
 
 
 def unpack(

@@ -386,7 +386,7 @@ async def bench_recall(model: str, imgsz: int, clips: list[Path]) -> list[dict[s
             1
             for r_frame, g_frame in zip(ref, got, strict=True)
             for r in r_frame
-            if any(g.label == r.label and _iou(g, r) >= 0.5 for g in g_frame)
+            if any(g.label == r.label and g.iou(r) >= 0.5 for g in g_frame)
         )
         row = {
             "clip": clip.name,
@@ -418,13 +418,6 @@ def sample_clip(path: Path, fps: float, seconds: float) -> list[tuple[float, np.
         index += 1
     cap.release()
     return frames
-
-
-def _iou(a: Any, b: Any) -> float:
-    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def quiet_scene(args: argparse.Namespace, assets: Path | None) -> None:

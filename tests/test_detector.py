@@ -89,14 +89,6 @@ async def test_fixed_size_export_reports_its_real_input_size(
     assert "fixed 640 px export: frames at 320 px share one input" in caplog.text
 
 
-def iou(a: object, b: object) -> float:
-    ax1, ay1, ax2, ay2 = a.x1, a.y1, a.x2, a.y2  # type: ignore[attr-defined]
-    bx1, by1, bx2, by2 = b.x1, b.y1, b.x2, b.y2  # type: ignore[attr-defined]
-    w, h = max(0.0, min(ax2, bx2) - max(ax1, bx1)), max(0.0, min(ay2, by2) - max(ay1, by1))
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 async def test_frames_at_smaller_sizes_share_one_input(detector: Detector, assets: Path) -> None:
     """Three cameras at the detect sizes their scenes need (people close by at 320 px, a street
     at 480, a far crowd at 560) cost two inferences instead of three, and each frame's boxes come
@@ -115,9 +107,7 @@ async def test_frames_at_smaller_sizes_share_one_input(detector: Detector, asset
         h, w = image.shape[:2]  # type: ignore[attr-defined]
         assert all(0 <= d.x1 < d.x2 <= w and 0 <= d.y1 < d.y2 <= h for d in got), name
         wanted = [d for d in ref if d.label in {"person", "car", "truck", "bus"}]
-        matched = sum(
-            1 for r in wanted if any(g.label == r.label and iou(g, r) >= 0.5 for g in got)
-        )
+        matched = sum(1 for r in wanted if any(g.label == r.label and g.iou(r) >= 0.5 for g in got))
         assert matched >= 0.7 * len(wanted), (name, matched, len(wanted))
 
 

@@ -42,7 +42,7 @@ def test_boxes_come_back_in_each_frames_own_pixels() -> None:
     frames = [(1280, 720, 320), (640, 360, 320)]
     placements = packer.place(frames)
     images = [np.full((h, w, 3), 50 * (i + 1), np.uint8) for i, (w, h, _) in enumerate(frames)]
-    (canvas,) = packer.render(images, placements)
+    canvas = packer.render(images, placements, 0)
     for image, p in zip(images, placements, strict=True):
         assert (canvas[p.y0 : p.bottom, p.x0 : p.right] == image[0, 0]).all()
 
