@@ -1,7 +1,9 @@
-"""Incidents about the camera itself: tampering (picture) and video loss (no frames).
+"""Observations about the camera itself: tampering (picture) and video loss (no frames).
 
-While either is open the camera's own analytics incidents are inhibited: a covered or dead
-camera must not also report "no crowd" or a bogus count.
+Video loss is watched on every camera, whether or not it has a tamper rule: a dead camera with
+no rules must still reach the wall. The picture checks (black, covered, defocus, moved, frozen)
+run only where a tamper rule asks for them. While either is open the camera's own zone rules are
+inhibited: a covered or dead camera must not also report "no crowd" or a bogus count.
 """
 
 from __future__ import annotations
@@ -14,17 +16,26 @@ from datetime import datetime
 from analytics.config import TamperRule
 from analytics.incidents import Hysteresis, Transition
 from analytics.rules.tamper import TamperState
-from events.model import CameraState, CameraStatus, EventType, Incident, IncidentEvent, IncidentKind
+from events.model import (
+    CameraState,
+    CameraStatus,
+    IncidentKind,
+    Observation,
+    ObservationPhase,
+)
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[IncidentEvent], Awaitable[None]]
+Publish = Callable[[Observation], Awaitable[None]]
 
 CAUSE_ID = {
     "black": "gambar hitam", "covered": "lensa tertutup", "defocus": "gambar kabur",
     "moved": "arah kamera berubah", "frozen": "gambar membeku",
 }  # fmt: skip
+# Video loss on a camera without a tamper rule: the rule's defaults (15 s without frames).
+DEFAULT_RULE = TamperRule(type="tamper")
+RULE_KEY = {IncidentKind.TAMPER: "tamper", IncidentKind.OFFLINE: "offline"}
 
 
 class CameraHealthIncidents:
@@ -34,22 +45,38 @@ class CameraHealthIncidents:
         camera_name: str,
         kecamatan: str | None,
         desa: str | None,
-        rule: TamperRule,
+        rule: TamperRule | None,
         publish: Publish,
     ) -> None:
         self.camera_id, self.camera_name = camera_id, camera_name
         self.kecamatan, self.desa = kecamatan, desa
-        self.rule = rule
-        self.tamper = TamperState(rule)
-        self.offline = Hysteresis(rule.offline_s, 0.0, 0.0)
+        self.rule = rule or DEFAULT_RULE
+        self.tamper = TamperState(rule) if rule is not None else None
+        self.offline = Hysteresis(self.rule.offline_s, 0.0, 0.0)
         self._publish = publish
-        self._open: dict[IncidentKind, Incident] = {}
+        self._open: dict[IncidentKind, Observation] = {}
 
     @property
     def inhibited(self) -> bool:
         return bool(self._open)
 
+    def open_observations(self) -> list[Observation]:
+        return list(self._open.values())
+
+    def resume(self, obs: Observation, now_mono: float) -> bool:
+        """Continue another box's open tamper observation under its id (see
+        CameraAnalytics.resume). Video loss is not taken over: the new owner's own frames
+        decide, and the server's camera watch covers the gap."""
+        if obs.rule != "tamper" or self.tamper is None or IncidentKind.TAMPER in self._open:
+            return False
+        self.tamper.gate.resume(now_mono)
+        self.tamper.cause = obs.cause
+        self._open[IncidentKind.TAMPER] = obs
+        return True
+
     async def on_frame(self, frame: Frame) -> None:
+        if self.tamper is None:
+            return
         result = await asyncio.to_thread(self.tamper.update, frame.image, frame.captured_mono)
         if result is not None:
             transition, cause = result
@@ -70,24 +97,23 @@ class CameraHealthIncidents:
                 title = f"Kamera {self.camera_name}: {CAUSE_ID.get(cause or '', 'sabotase')}"
             else:
                 title = f"Kamera {self.camera_name} tidak mengirim gambar"
-            incident = Incident(
-                kind=kind, severity=self.rule.severity, title=title, camera_id=self.camera_id,
-                kecamatan=self.kecamatan, desa=self.desa, started_at=at, updated_at=at,
-                cause=cause,
+            obs = Observation(
+                phase=ObservationPhase.OPENED, camera_id=self.camera_id, rule=RULE_KEY[kind],
+                kind=kind, severity=self.rule.severity, title=title, kecamatan=self.kecamatan,
+                desa=self.desa, started_at=at, at=at, cause=cause,
             )  # fmt: skip
-            self._open[kind] = incident
-            log.warning(
-                "camera=%s incident=%s %s opened cause=%s", self.camera_id, incident.id, kind, cause
-            )
-            await self._publish(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=incident))
+            self._open[kind] = obs
+            log.warning("camera=%s observation=%s %s opened cause=%s",
+                        self.camera_id, obs.id, kind, cause)  # fmt: skip
+            await self._publish(obs)
         elif transition is Transition.CLOSED and current is not None:
-            incident = current.model_copy(
-                update={"active": False, "ended_at": at, "updated_at": at}
-            )
+            obs = current.model_copy(update={"phase": ObservationPhase.CLOSED, "at": at})
             del self._open[kind]
-            log.info("camera=%s incident=%s %s closed", self.camera_id, incident.id, kind)
-            await self._publish(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=incident))
+            log.info("camera=%s observation=%s %s closed", self.camera_id, obs.id, kind)
+            await self._publish(obs)
         elif transition is Transition.HOLDING and current is not None and cause != current.cause:
-            incident = current.model_copy(update={"cause": cause, "updated_at": at})
-            self._open[kind] = incident
-            await self._publish(IncidentEvent(type=EventType.INCIDENT_UPDATED, incident=incident))
+            obs = current.model_copy(
+                update={"phase": ObservationPhase.UPDATED, "cause": cause, "at": at}
+            )
+            self._open[kind] = obs
+            await self._publish(obs)

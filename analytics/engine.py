@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 
@@ -33,17 +34,16 @@ from analytics.tracking import CameraTracker
 from analytics.zones import LineCounter, ZoneSet
 from events.model import (
     CameraStatus,
-    EventType,
-    Incident,
-    IncidentEvent,
     IncidentKind,
+    Observation,
+    ObservationPhase,
     Severity,
 )
 from ingest.frame import Frame
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[IncidentEvent], Awaitable[None]]
+Publish = Callable[[Observation], Awaitable[None]]
 UPDATE_EVERY_S = 10.0
 SNAPSHOT_EVERY_S = 5.0
 
@@ -56,9 +56,9 @@ class CameraPlace:
     desa: str | None
 
 
-class _OpenIncident:
-    def __init__(self, incident: Incident, mono: float) -> None:
-        self.incident = incident
+class _Open:
+    def __init__(self, observation: Observation, mono: float) -> None:
+        self.observation = observation
         self.last_update_mono = mono
         self.last_snapshot_mono = mono
 
@@ -71,7 +71,7 @@ class CameraAnalytics:
         rules: list[Rule],
         detector: Detector,
         publish: Publish,
-        snapshot_dir: Path | None,
+        snapshots: SnapshotSink | None,
         detect_fps: float = 5.0,
         motion: MotionConfig | None = None,
         lines: list[Line] | None = None,
@@ -83,7 +83,7 @@ class CameraAnalytics:
         self._zone_set = ZoneSet(zones)
         self._detector = detector
         self._publish = publish
-        self._snapshot_dir = snapshot_dir
+        self._snapshots = snapshots
         self._crowd = [
             CrowdState(r, self._zones[r.zone].area_m2) for r in rules if isinstance(r, CrowdRule)
         ]
@@ -92,7 +92,7 @@ class CameraAnalytics:
             FloodState(r, self._zones[r.zone]) for r in rules if isinstance(r, FloodRule)
         ]
         self.lines = [LineCounter(line) for line in lines or []]
-        self._open: dict[str, _OpenIncident] = {}
+        self._open: dict[str, _Open] = {}
         self.last_detections: list[Detection] = []
         self.tracker = CameraTracker(detect_fps)
         motion = motion or MotionConfig()
@@ -105,12 +105,9 @@ class CameraAnalytics:
         self.detected = 0
         self.last_activity_mono: float | None = None  # motion (or, ungated, any object)
         tamper = next((r for r in rules if isinstance(r, TamperRule)), None)
-        self.health = (
-            CameraHealthIncidents(
-                place.camera_id, place.name, place.kecamatan, place.desa, tamper, publish
-            )
-            if tamper is not None
-            else None
+        # Video loss is watched on every camera; picture tampering only with a tamper rule.
+        self.health: CameraHealthIncidents | None = CameraHealthIncidents(
+            place.camera_id, place.name, place.kecamatan, place.desa, tamper, publish
         )
         self.last_zone_counts: dict[str, dict[str, int]] = {}
         self._intake = asyncio.Lock()
@@ -228,91 +225,128 @@ class CameraAnalytics:
         level: str | None, track_ids: tuple[int, ...], started_at: datetime,
         members: list[Detection], frame: Frame,
     ) -> None:  # fmt: skip
-        """One incident lifecycle for any zone rule: open, update on peaks (or every
+        """One observation lifecycle for any zone rule: open, update on peaks (or every
         UPDATE_EVERY_S), close; snapshots at the opening and at new peaks."""
         now = frame.captured_at
         if transition is Transition.OPENED:
-            incident = Incident(
-                kind=kind, severity=severity, title=title, camera_id=self.place.camera_id,
-                zone_id=zone.id, kecamatan=self.place.kecamatan, desa=self.place.desa,
-                started_at=started_at - timedelta(seconds=dwell_s), updated_at=now,
+            obs = Observation(
+                phase=ObservationPhase.OPENED, camera_id=self.place.camera_id, rule=key,
+                kind=kind, severity=severity, title=title, zone_id=zone.id,
+                kecamatan=self.place.kecamatan, desa=self.place.desa,
+                started_at=started_at - timedelta(seconds=dwell_s), at=now,
                 current_count=count, peak_count=peak, threshold=threshold,
                 track_ids=track_ids, level=level,
             )  # fmt: skip
-            incident = await self._with_snapshot(incident, frame, members)
-            self._open[key] = _OpenIncident(incident, frame.captured_mono)
-            log.info(
-                "camera=%s incident=%s %s opened count=%d zone=%s",
-                self.place.camera_id,
-                incident.id,
-                kind,
-                count,
-                zone.id,
-            )
-            await self._publish(IncidentEvent(type=EventType.INCIDENT_OPENED, incident=incident))
+            obs = await self._with_snapshot(obs, frame, members)
+            self._open[key] = _Open(obs, frame.captured_mono)
+            log.info("camera=%s observation=%s %s opened count=%d zone=%s",
+                     self.place.camera_id, obs.id, kind, count, zone.id)  # fmt: skip
+            await self._publish(obs)
             return
         current = self._open.get(key)
         if current is None:
             return
         if transition is Transition.CLOSED:
-            incident = current.incident.model_copy(
-                update={"active": False, "ended_at": now, "updated_at": now, "current_count": count}
+            obs = current.observation.model_copy(
+                update={"phase": ObservationPhase.CLOSED, "at": now, "current_count": count}
             )
             del self._open[key]
-            log.info(
-                "camera=%s incident=%s %s closed peak=%d",
-                self.place.camera_id,
-                incident.id,
-                kind,
-                incident.peak_count or 0,
-            )
-            await self._publish(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=incident))
+            log.info("camera=%s observation=%s %s closed peak=%d",
+                     self.place.camera_id, obs.id, kind, obs.peak_count or 0)  # fmt: skip
+            await self._publish(obs)
             return
         due = frame.captured_mono - current.last_update_mono >= UPDATE_EVERY_S
-        # A higher peak than the incident shows: the frame that set it is this one.
-        changed = peak > (current.incident.peak_count or 0)
-        if not (changed or due or level != current.incident.level):
+        # A higher peak than the observation shows: the frame that set it is this one.
+        changed = peak > (current.observation.peak_count or 0)
+        if not (changed or due or level != current.observation.level):
             return
-        incident = current.incident.model_copy(
+        obs = current.observation.model_copy(
             update={
-                "updated_at": now, "current_count": count, "peak_count": peak, "level": level,
-                "track_ids": track_ids or current.incident.track_ids,
+                "phase": ObservationPhase.UPDATED, "at": now, "current_count": count,
+                "peak_count": max(peak, current.observation.peak_count or 0), "level": level,
+                "track_ids": track_ids or current.observation.track_ids,
             }
         )  # fmt: skip
         if changed and frame.captured_mono - current.last_snapshot_mono >= SNAPSHOT_EVERY_S:
-            incident = await self._with_snapshot(incident, frame, members)
+            obs = await self._with_snapshot(obs, frame, members)
             current.last_snapshot_mono = frame.captured_mono
-        current.incident = incident
+        current.observation = obs
         current.last_update_mono = frame.captured_mono
-        await self._publish(IncidentEvent(type=EventType.INCIDENT_UPDATED, incident=incident))
+        await self._publish(obs)
+
+    def open_observations(self) -> list[Observation]:
+        """What this camera's rules hold open now (zone rules and camera health)."""
+        found = [o.observation for o in self._open.values()]
+        return found + (self.health.open_observations() if self.health else [])
+
+    def resume(self, observations: list[Observation], now_mono: float) -> int:
+        """Take over observations another box held open for this camera (failover): each rule
+        starts open under the same id, so the condition continues as the same observation when
+        it still holds and closes by the rule's clear_after when it does not. Returns how many
+        were taken."""
+        states: dict[str, _Resumable] = {
+            **{f"crowd-{i}": s for i, s in enumerate(self._crowd)},
+            **{f"traffic-{i}": s for i, s in enumerate(self._traffic)},
+            **{f"flood-{i}": s for i, s in enumerate(self._flood)},
+        }
+        taken = 0
+        for obs in observations:
+            state = states.get(obs.rule)
+            if state is not None and obs.rule not in self._open:
+                state.resume(obs.started_at, obs.peak_count or 0, now_mono)
+                self._open[obs.rule] = _Open(obs, now_mono)
+                taken += 1
+            elif self.health is not None and self.health.resume(obs, now_mono):
+                taken += 1
+        return taken
 
     async def _with_snapshot(
-        self, incident: Incident, frame: Frame, members: list[Detection]
-    ) -> Incident:
-        if self._snapshot_dir is None:
-            return incident
-        path = self._snapshot_dir / f"{incident.id}.jpg"
+        self, obs: Observation, frame: Frame, members: list[Detection]
+    ) -> Observation:
+        if self._snapshots is None:
+            return obs
+        name = f"{obs.id}-{frame.seq}.jpg"
         try:
-            await asyncio.to_thread(_write_snapshot, path, frame, members)
+            data = await asyncio.to_thread(_snapshot_jpeg, frame, members)
+            await self._snapshots(name, data)
         except OSError:
             log.exception(
-                "camera=%s incident=%s snapshot not written", self.place.camera_id, incident.id
+                "camera=%s observation=%s snapshot not written", self.place.camera_id, obs.id
             )
-            return incident
-        return incident.model_copy(update={"snapshot_ref": path.name})
+            return obs
+        return obs.model_copy(update={"snapshot_ref": name})
 
 
-def _write_snapshot(path: Path, frame: Frame, members: list[Detection]) -> None:
+class _Resumable(Protocol):
+    def resume(self, started_at: datetime, peak: float, now_mono: float) -> None: ...
+
+
+SnapshotSink = Callable[[str, bytes], Awaitable[None]]
+
+
+def local_snapshots(folder: Path) -> SnapshotSink:
+    """Snapshots written into a folder (the wall serves them from there)."""
+
+    def write(name: str, data: bytes) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = (folder / name).with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(folder / name)
+
+    async def sink(name: str, data: bytes) -> None:
+        await asyncio.to_thread(write, name, data)
+
+    return sink
+
+
+def _snapshot_jpeg(frame: Frame, members: list[Detection]) -> bytes:
     image = frame.image.copy()
     for d in members:
         cv2.rectangle(image, (int(d.x1), int(d.y1)), (int(d.x2), int(d.y2)), (0, 0, 255), 2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise OSError("JPEG encoding failed")
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
+    return bytes(data.tobytes())
 
 
 def _density(count: int, area_m2: float | None) -> str:

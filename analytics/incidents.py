@@ -49,3 +49,10 @@ class Hysteresis:
             self._cooldown_until = now + self.cooldown_s
             return Transition.CLOSED
         return None
+
+    def resume(self, now: float) -> None:
+        """Start open, as if the condition had held until `now` (an observation taken over
+        from another box): it closes after `clear_after_s` unless the condition is seen."""
+        self.is_open = True
+        self._true_since = now
+        self._false_since = now

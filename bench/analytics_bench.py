@@ -37,7 +37,7 @@ import psutil
 from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Rule, Zone
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
-from events.model import EventType, IncidentEvent
+from events.model import Observation, ObservationPhase
 from ingest.config import CameraSource
 from ingest.frame import Frame
 from ingest.worker import CameraWorker
@@ -172,7 +172,7 @@ async def bench_pipeline(
     analysed = [0] * n
     workers, engines = [], []
 
-    async def publish(event: IncidentEvent) -> None:
+    async def publish(event: Observation) -> None:
         pass
 
     async def on_status(_: object) -> None:
@@ -367,9 +367,9 @@ async def bench_recall(model: str, imgsz: int, clips: list[Path]) -> list[dict[s
         for size in (imgsz, size_of(clip, imgsz)):
             opened: list[str] = []
 
-            async def publish(event: IncidentEvent, sink: list[str] = opened) -> None:
-                if event.type == EventType.INCIDENT_OPENED:
-                    sink.append(str(event.incident.zone_id))
+            async def publish(event: Observation, sink: list[str] = opened) -> None:
+                if event.phase == ObservationPhase.OPENED:
+                    sink.append(str(event.zone_id))
 
             engine = CameraAnalytics(
                 CameraPlace("cam", "cam", None, None), [ZONE, ROAD], RULES, det, publish, None,

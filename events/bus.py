@@ -44,7 +44,12 @@ class Subscription(Protocol):
 class Bus(Protocol):
     async def publish(self, event: AnyEvent) -> None: ...
 
-    async def subscribe(self, group: str, consumer: str | None = None) -> Subscription: ...
+    async def subscribe(
+        self, group: str, consumer: str | None = None, types: frozenset[str] | None = None
+    ) -> Subscription:
+        """`types`: the event types this group wants (None: all). The others are acknowledged
+        unseen, so a consumer that also publishes never waits on events it would skip."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -54,8 +59,9 @@ def default_consumer_name() -> str:
 
 
 class _Group:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, types: frozenset[str] | None) -> None:
         self.name = name
+        self.types = types
         self.queue: deque[AnyEvent] = deque()
         self.members: set[MemorySubscription] = set()
         self.full_warned = False
@@ -116,6 +122,8 @@ class MemoryBus:
             raise RuntimeError("bus is closed")
         async with self._cond:
             for group in list(self._groups.values()):
+                if group.types is not None and event.type not in group.types:
+                    continue
                 if len(group.queue) >= self._queue_size:
                     if not group.full_warned:
                         log.warning("group=%s queue full, publisher waits", group.name)
@@ -134,11 +142,13 @@ class MemoryBus:
                     group.queue.append(event)
             self._cond.notify_all()
 
-    async def subscribe(self, group: str, consumer: str | None = None) -> MemorySubscription:
+    async def subscribe(
+        self, group: str, consumer: str | None = None, types: frozenset[str] | None = None
+    ) -> MemorySubscription:
         if self._closed:
             raise RuntimeError("bus is closed")
         async with self._cond:
-            g = self._groups.setdefault(group, _Group(group))
+            g = self._groups.setdefault(group, _Group(group, types))
             sub = MemorySubscription(
                 self, g, consumer or f"{default_consumer_name()}-{next(_consumer_numbers)}"
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +37,7 @@ from events.model import (
     IncidentEvent,
     IncidentKind,
     IncidentState,
+    Observation,
     Source,
     SourceKind,
     utcnow,
@@ -104,40 +105,53 @@ class IncidentDesk:
         self.camera_coords = camera_coords or {}
         self.now = now
         self._lock = asyncio.Lock()
+        # The current lease token of a camera (scaled out); None: no leases, nothing fenced.
+        self.fence: Callable[[str], Awaitable[int | None]] | None = None
+        self.stale_dropped = 0
 
-    # ---- camera detections --------------------------------------------------------------
-    async def observe(self, event: IncidentEvent) -> Incident:
-        """A detection opened, updated or closed (its id is the analytics incident's id)."""
+    # ---- camera observations ------------------------------------------------------------
+    async def observe(self, obs: Observation) -> Incident | None:
+        """An observation opened, updated or closed. Returns the incident it is part of, or
+        None when it was dropped: made under a camera lease older than the current one (a
+        worker that was cut off and came back must not speak for a camera another box holds).
+        """
         async with self._lock:
-            det = event.incident
-            if det.camera_id in self.camera_coords and det.lat is None:
-                lat, lon = self.camera_coords[det.camera_id]
-                det = det.model_copy(update={"lat": lat, "lon": lon})
+            if obs.lease_token is not None and obs.camera_id and self.fence is not None:
+                current_token = await self.fence(obs.camera_id)
+                if current_token is not None and obs.lease_token < current_token:
+                    self.stale_dropped += 1
+                    log.warning(
+                        "camera=%s observation=%s from worker=%s token=%d < %d: stale, ignored",
+                        obs.camera_id, obs.id, obs.worker, obs.lease_token, current_token,
+                    )  # fmt: skip
+                    return None
+            det = _as_incident(obs, self.camera_coords.get(obs.camera_id or ""))
             change = _Change()
-            current = await self.store.incident_for_source(det.id)
+            current = await self.store.incident_for_source(obs.id)
             source = Source(
-                kind=SourceKind.CAMERA, ref=det.id, name=det.camera_id or "?",
-                at=det.started_at, summary=det.title, active=det.active,
+                kind=SourceKind.CAMERA, ref=obs.id, name=obs.camera_id or obs.worker,
+                at=obs.started_at,
+                summary=obs.title, active=obs.active,
             )  # fmt: skip
             if current is None:
+                if not obs.active:
+                    return None  # closes something never opened here (e.g. opened while fenced)
                 match = await self._match(det.kind, det, det.started_at, exercise=False)
                 if match is None:
-                    inc = det.model_copy(
-                        update={"sources": (source,), "state": IncidentState.NEW,
-                                "routed_opds": (), "owner": None}
-                    )  # fmt: skip
-                    return await self._save(inc, None, change, det.id, EventType.INCIDENT_OPENED)
+                    inc = det.model_copy(update={"sources": (source,)})
+                    return await self._save(inc, None, change, obs.id, EventType.INCIDENT_OPENED)
                 current, reason = match
                 change.events.append(
                     self._log(current.id, ActionKind.MERGED, f"{det.title} ({reason})")
                 )
+            only_camera = all(s.ref == obs.id for s in current.sources)
             inc = current.model_copy(
                 update={
                     "sources": _with_source(current.sources, source),
                     "severity": (
-                        merged_severity(current, SourceKind.CAMERA, det.severity)
-                        if current.id != det.id
-                        else max_severity(current.severity, det.severity)
+                        max_severity(current.severity, det.severity)
+                        if only_camera
+                        else merged_severity(current, SourceKind.CAMERA, det.severity)
                     ),
                     "current_count": det.current_count,
                     "peak_count": max(det.peak_count or 0, current.peak_count or 0) or None,
@@ -154,7 +168,7 @@ class IncidentDesk:
                     "lon": current.lon if current.lon is not None else det.lon,
                 }
             )
-            return await self._save(inc, current, change, det.id)
+            return await self._save(inc, current, change, obs.id)
 
     # ---- alerts -------------------------------------------------------------------------
     async def receive_alert(self, alert: Alert) -> AlertReceipt:
@@ -382,3 +396,16 @@ def _with_source(sources: tuple[Source, ...], new: Source) -> tuple[Source, ...]
         return (*sources, new)
     new = new.model_copy(update={"at": kept.at})
     return tuple(new if s.ref == new.ref else s for s in sources)
+
+
+def _as_incident(obs: Observation, coords: tuple[float, float] | None) -> Incident:
+    """The incident an observation would open on its own."""
+    return Incident(
+        kind=obs.kind, severity=obs.severity, title=obs.title, camera_id=obs.camera_id,
+        zone_id=obs.zone_id, kecamatan=obs.kecamatan, desa=obs.desa,
+        started_at=obs.started_at, updated_at=obs.at, active=obs.active,
+        ended_at=None if obs.active else obs.at, current_count=obs.current_count,
+        peak_count=obs.peak_count, threshold=obs.threshold, track_ids=obs.track_ids,
+        cause=obs.cause, level=obs.level, snapshot_ref=obs.snapshot_ref,
+        lat=coords[0] if coords else None, lon=coords[1] if coords else None,
+    )  # fmt: skip

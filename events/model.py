@@ -169,13 +169,99 @@ class CameraStatus(Message):
     height: int | None = None
     codec: str | None = None
     error: str | None = None
+    worker: str | None = None  # the box capturing it; None: this process
+    lease_token: int | None = None
 
 
 class ClipRef(Message):
-    incident_id: str
+    incident_id: str  # the observation (source ref) it was cut for
     camera_id: str
     path: str
     start_at: UtcDatetime
+    end_at: UtcDatetime
+    worker: str | None = None  # the box that holds the file (None: this process)
+
+
+class ObservationPhase(StrEnum):
+    OPENED = "opened"
+    UPDATED = "updated"
+    CLOSED = "closed"
+
+
+class Observation(Message):
+    """What a camera's analytics (or the server's camera watch) saw: one condition of one rule,
+    opened, updated and closed under one id. Only the desk turns observations into incidents.
+
+    `worker` and `lease_token` say who made it under which camera lease: the desk drops an
+    observation whose token is older than the camera's current one (a cut-off worker that came
+    back), so two owners can never both speak for a camera.
+    """
+
+    id: str = Field(default_factory=lambda: new_id("obs"))
+    phase: ObservationPhase
+    camera_id: str | None  # None: about a box, not a camera (a worker lost)
+    rule: str  # which rule of the camera: "crowd-0", "traffic-1", "tamper", "offline", ...
+    kind: IncidentKind
+    severity: Severity
+    title: str
+    zone_id: str | None = None
+    kecamatan: str | None = None
+    desa: str | None = None
+    started_at: UtcDatetime
+    at: UtcDatetime  # when this phase was seen
+    current_count: int | None = None
+    peak_count: int | None = None
+    threshold: int | None = None
+    level: str | None = None
+    cause: str | None = None
+    track_ids: tuple[int, ...] = ()
+    snapshot_ref: str | None = None
+    worker: str = "local"
+    lease_token: int | None = None  # None: not made under a camera lease (one process, server)
+
+    @property
+    def active(self) -> bool:
+        return self.phase != ObservationPhase.CLOSED
+
+
+class WorkerState(StrEnum):
+    RUNNING = "running"
+    LOST = "lost"  # no heartbeat within its TTL: dead, hung or cut off from Redis
+    STOPPED = "stopped"  # said goodbye (a clean shutdown)
+
+
+class WorkerCamera(Message):
+    camera_id: str
+    lease_token: int
+    state: CameraState
+    input_fps: float = 0.0
+    last_frame_age_s: float | None = None
+    active: bool = False  # motion now (the wall plays it live)
+
+
+class WorkerStatus(Message):
+    """A worker box's heartbeat: what it holds and how it is doing (the workers panel)."""
+
+    name: str
+    state: WorkerState = WorkerState.RUNNING
+    host: str
+    pid: int
+    capacity: int | None = None  # None: no limit
+    cameras: tuple[WorkerCamera, ...] = ()
+    detector_fps: float = 0.0  # images analysed per second
+    cpu_percent: float = 0.0  # of one core, this process
+    media_url: str | None = None  # where the server fetches its media (signed requests)
+    started_at: UtcDatetime
+    at: UtcDatetime
+
+
+class ClipRequest(Message):
+    """The desk asks the box recording a camera for the clip of an ended observation."""
+
+    observation_id: str
+    incident_id: str  # the desk's incident the observation belongs to: the clip is for it
+    camera_id: str
+    start_at: UtcDatetime  # the condition's own span; the recorder adds pre- and post-roll
     end_at: UtcDatetime
 
 
@@ -277,6 +363,8 @@ class EventType(StrEnum):
     ALERT_RECEIVED = "alert.received"
     INCIDENT_ACTION = "incident.action"
     DELIVERY = "notification.delivery"
+    OBSERVATION = "observation"
+    CLIP_REQUEST = "clip.request"
 
 
 class IncidentEvent(Message):
@@ -321,8 +409,29 @@ class DeliveryEvent(Message):
     delivery: Delivery
 
 
+class ObservationEvent(Message):
+    type: Literal[EventType.OBSERVATION] = EventType.OBSERVATION
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    observation: Observation
+
+
+class ClipRequestEvent(Message):
+    type: Literal[EventType.CLIP_REQUEST] = EventType.CLIP_REQUEST
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    request: ClipRequest
+
+
 AnyEvent = (
-    IncidentEvent | CameraStatusEvent | ClipReadyEvent | AlertEvent | ActionEvent | DeliveryEvent
+    IncidentEvent
+    | CameraStatusEvent
+    | ClipReadyEvent
+    | AlertEvent
+    | ActionEvent
+    | DeliveryEvent
+    | ObservationEvent
+    | ClipRequestEvent
 )
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 _event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
@@ -339,6 +448,15 @@ def json_schemas() -> dict[str, dict[str, object]]:
         "event": _event_adapter.json_schema(),
         **{
             model.__name__.lower(): model.model_json_schema()
-            for model in (Incident, Alert, IncidentAction, Delivery, CameraStatus, ClipRef)
+            for model in (
+                Incident,
+                Alert,
+                IncidentAction,
+                Delivery,
+                CameraStatus,
+                ClipRef,
+                Observation,
+                ClipRequest,
+            )
         },
     }

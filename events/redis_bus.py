@@ -114,10 +114,12 @@ class RedisStreamBus:
         # Redis reports lag None when it cannot tell (after deletions): count it as full.
         return max((self.maxlen if v is None else int(v) for v in lags), default=0)
 
-    async def subscribe(self, group: str, consumer: str | None = None) -> RedisSubscription:
+    async def subscribe(
+        self, group: str, consumer: str | None = None, types: frozenset[str] | None = None
+    ) -> RedisSubscription:
         if self._closed:
             raise RuntimeError("bus is closed")
-        sub = RedisSubscription(self, group, consumer or default_consumer_name())
+        sub = RedisSubscription(self, group, consumer or default_consumer_name(), types)
         await sub.create_group()
         self._subs.add(sub)
         return sub
@@ -130,8 +132,15 @@ class RedisStreamBus:
 
 
 class RedisSubscription:
-    def __init__(self, bus: RedisStreamBus, group: str, consumer: str) -> None:
+    def __init__(
+        self,
+        bus: RedisStreamBus,
+        group: str,
+        consumer: str,
+        types: frozenset[str] | None = None,
+    ) -> None:
         self.group = group
+        self.types = types
         self.consumer = consumer
         self._bus = bus
         self._buffer: deque[tuple[bytes, AnyEvent]] = deque()
@@ -208,8 +217,12 @@ class RedisSubscription:
             # Redis came back without our group (no persistence): make it again.
             await self.create_group()
             return
+        skipped: list[bytes] = []
         for entry_id, fields in entries:
-            await self._accept(entry_id, fields)
+            if not await self._accept(entry_id, fields):
+                skipped.append(entry_id)
+        if skipped:  # events this group does not want: done without being seen
+            await bus.retrying("XACK", lambda: bus.redis.xack(bus.stream, self.group, *skipped))
 
     async def _read(self, start: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
         bus = self._bus
@@ -231,9 +244,14 @@ class RedisSubscription:
                      self.group, self.consumer, len(claimed))  # fmt: skip
         return claimed
 
-    async def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _accept(self, entry_id: bytes, fields: dict[bytes, bytes]) -> bool:
+        """Buffer the entry's event; False when this group does not want its type."""
         try:
-            self._buffer.append((entry_id, parse_event(fields[_FIELD])))
+            event = parse_event(fields[_FIELD])
+            if self.types is not None and event.type not in self.types:
+                return False
+            self._buffer.append((entry_id, event))
+            return True
         except (KeyError, ValidationError, ValueError) as exc:
             # A poison entry must not wedge the group: park it in the dead stream, then ack.
             bus = self._bus
@@ -242,6 +260,7 @@ class RedisSubscription:
             dead: dict[Any, Any] = {b"entry": entry_id, **fields}
             await bus.redis.xadd(bus.dead_stream, dead, maxlen=10_000)
             await bus.redis.xack(bus.stream, self.group, entry_id)
+            return True
 
     async def close(self) -> None:
         # What we hold unacknowledged stays pending in Redis: this consumer re-reads it when it

@@ -36,13 +36,21 @@ class ClipService:
         self._tasks: set[asyncio.Task[ClipRef | None]] = set()
 
     def request(
-        self, incident_id: str, camera_id: str, start: datetime, end: datetime
+        self,
+        incident_id: str,
+        camera_id: str,
+        start: datetime,
+        end: datetime,
+        announce_as: str | None = None,
     ) -> asyncio.Task[ClipRef | None]:
-        """Start making a clip; the returned task is owned (and cancelled on stop) by us."""
+        """Start making a clip; the returned task is owned (and cancelled on stop) by us.
+        `incident_id` names the hold and the file; `announce_as` the incident the ClipRef is
+        for (the desk's incident that the observation belongs to), default the same."""
         # Hold first: retention must not delete the pre-roll while we wait for the post-roll.
         self.index.hold(incident_id, camera_id, start, end)
         task = asyncio.create_task(
-            self._make(incident_id, camera_id, start, end), name=f"clip-{incident_id}"
+            self._make(incident_id, camera_id, start, end, announce_as or incident_id),
+            name=f"clip-{incident_id}",
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -66,17 +74,17 @@ class ClipService:
             await asyncio.sleep(self._poll_s)
 
     async def _make(
-        self, incident_id: str, camera_id: str, start: datetime, end: datetime
+        self, incident_id: str, camera_id: str, start: datetime, end: datetime, announce_as: str
     ) -> ClipRef | None:
         try:
-            return await self._cut(incident_id, camera_id, start, end)
+            return await self._cut(incident_id, camera_id, start, end, announce_as)
         finally:
             # The clip file is a copy: once it is cut (or cannot be), retention may treat the
             # segments like any others again.
             await asyncio.to_thread(self.index.release, incident_id)
 
     async def _cut(
-        self, incident_id: str, camera_id: str, start: datetime, end: datetime
+        self, incident_id: str, camera_id: str, start: datetime, end: datetime, announce_as: str
     ) -> ClipRef | None:
         complete = await self._wait_recorded(camera_id, end)
         segments = await asyncio.to_thread(self.index.overlapping, camera_id, start, end)
@@ -98,7 +106,7 @@ class ClipService:
             log.exception("camera=%s incident=%s clip failed", camera_id, incident_id)
             return None
         clip = ClipRef(
-            incident_id=incident_id,
+            incident_id=announce_as,
             camera_id=camera_id,
             path=out.name,
             start_at=max(start, segments[0].start_at),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from events.model import ClipRequest
 from ingest.clipper import ClipHandler, ClipService
 from ingest.config import CameraSource, RecordingConfig
 from ingest.recorder import SegmentRecorder
@@ -45,21 +46,46 @@ class RecordingService:
             {cid: src.retention_days for cid, src in cameras.items() if src.retention_days},
         )  # fmt: skip
         self._task: asyncio.Task[None] | None = None
+        self._running: set[str] = set()
 
     def records(self, camera_id: str) -> bool:
-        return camera_id in self.recorders
+        """Is this camera being recorded here now (configured and held by this box)?"""
+        return camera_id in self._running
 
     async def start(self) -> None:
-        for recorder in self.recorders.values():
-            await recorder.start()
+        """Retention and clips; each camera's recorder starts with `start_camera`."""
         self._task = asyncio.create_task(self._retention_loop(), name="retention")
+
+    async def start_camera(self, camera_id: str) -> None:
+        recorder = self.recorders.get(camera_id)
+        if recorder is not None and camera_id not in self._running:
+            self._running.add(camera_id)
+            await recorder.start()
+
+    async def stop_camera(self, camera_id: str) -> None:
+        if camera_id in self._running:
+            self._running.discard(camera_id)
+            await self.recorders[camera_id].stop()
+
+    def request_clip(self, request: ClipRequest) -> bool:
+        """Cut the clip of an ended observation, pre-roll before it and post-roll after it, if
+        this box records the camera. Returns whether it took the request."""
+        if not self.records(request.camera_id):
+            return False
+        self.clips.request(
+            request.observation_id, request.camera_id,
+            request.start_at - timedelta(seconds=self.config.pre_roll_s),
+            request.end_at + timedelta(seconds=self.config.post_roll_s),
+            announce_as=request.incident_id,
+        )  # fmt: skip
+        return True
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.clips.stop()
-        await asyncio.gather(*(r.stop() for r in self.recorders.values()))
+        await asyncio.gather(*(self.stop_camera(cid) for cid in list(self._running)))
         self.index.close()
 
     async def _retention_loop(self) -> None:

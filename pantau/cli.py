@@ -1,4 +1,4 @@
-"""Command line: pantau run | demo | check | apikey | schema."""
+"""Command line: pantau run | demo | server | worker | check | apikey | user | schema."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from events.store import Store
 from pantau import demo_media
@@ -50,10 +52,20 @@ def _load_or_exit(path: Path, env: Mapping[str, str] | None = None) -> PantauCon
         sys.exit(EXIT_INVALID_CONFIG)
 
 
-async def _serve(config: PantauConfig, base_dir: Path) -> None:
+class _Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def _serve(config: PantauConfig, base_dir: Path, role: str = "all") -> None:
     from pantau.runtime import Runtime  # heavy imports (torch) only when really running
 
-    runtime = Runtime(config, base_dir)
+    await _until_signal(Runtime(config, base_dir, role=role))
+
+
+async def _until_signal(runtime: _Service) -> None:
+    """Start, run until SIGINT/SIGTERM, stop (a signal during start stops at once)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -91,6 +103,50 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> i
             update={"server": config.server.model_copy(update={"port": args.port})}
         )
     asyncio.run(_serve(config, path.resolve().parent))
+    return 0
+
+
+def _scaled_out_or_exit(path: Path, role: str, env: Mapping[str, str] | None) -> PantauConfig:
+    config = _load_or_exit(path, env)
+    if config.bus == "memory":
+        sys.stderr.write(
+            f"{path}: bus: pantau {role} needs a Redis bus shared by the server and the workers,"
+            " e.g. bus: redis://:${REDIS_PASSWORD}@10.0.0.5:6379/0 (or run everything in one"
+            " process with `pantau run`)\n"
+        )
+        sys.exit(EXIT_INVALID_CONFIG)
+    return config
+
+
+def cmd_server(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    path = Path(args.config)
+    config = _scaled_out_or_exit(path, "server", env)
+    if args.port is not None:
+        config = config.model_copy(
+            update={"server": config.server.model_copy(update={"port": args.port})}
+        )
+    asyncio.run(_serve(config, path.resolve().parent, role="server"))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> int:
+    path = Path(args.config)
+    config = _scaled_out_or_exit(path, "worker", env)
+    host, _, port = args.media_listen.rpartition(":")
+    if not port.isdigit():
+        sys.stderr.write(f"--media-listen {args.media_listen!r}: expected HOST:PORT\n")
+        return EXIT_INVALID_CONFIG
+
+    async def run() -> None:
+        from pantau.worker_role import WorkerRuntime
+
+        worker = WorkerRuntime(
+            config, path.resolve().parent, args.name, args.capacity,
+            media_host=host or "0.0.0.0", media_port=int(port), media_url=args.media_url,
+        )  # fmt: skip
+        await _until_signal(worker)
+
+    asyncio.run(run())
     return 0
 
 
@@ -188,6 +244,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slug(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", value):
+        raise argparse.ArgumentTypeError("a short slug: lowercase letters, digits and '-'")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pantau", description="Pantau command-center video and event system"
@@ -200,6 +262,24 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="run the bundled demo (loopback RTSP cameras)")
     p_demo.add_argument("config", nargs="?", default=str(BUNDLED_CONFIG))
     p_demo.add_argument("--port", type=int, default=None, help="override server.port")
+    p_server = sub.add_parser(
+        "server", help="scaled out: desk, store, routing, wall and API (cameras on workers)"
+    )
+    p_server.add_argument("config", nargs="?", default="cameras.yaml")
+    p_server.add_argument("--port", type=int, default=None, help="override server.port")
+    p_worker = sub.add_parser(
+        "worker", help="scaled out: capture, analytics, recording for the cameras it holds"
+    )
+    p_worker.add_argument("config", nargs="?", default="cameras.yaml")
+    p_worker.add_argument("--name", required=True, type=_slug, help="this box's name (slug)")
+    p_worker.add_argument("--capacity", type=int, default=None,
+                          help="hold at most this many cameras (default: no limit)")  # fmt: skip
+    p_worker.add_argument(
+        "--media-listen", default="0.0.0.0:8091", help="HOST:PORT of its signed media endpoint"
+    )
+    p_worker.add_argument(
+        "--media-url", default=None, help="how the server reaches it (http://<fqdn>:<port>)"
+    )
     p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
     p_check.add_argument("config", nargs="?", default="cameras.yaml")
     p_key = sub.add_parser("apikey", help="API keys of OPD systems (intake API)")
@@ -236,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_user(args)
     if args.command == "schema":
         return cmd_schema(args)
+    if args.command == "server":
+        return cmd_server(args, demo_env())
+    if args.command == "worker":
+        return cmd_worker(args, demo_env())
     # run and demo differ only in the default config; both may use the shared model export.
     return cmd_run(args, demo_env())
 

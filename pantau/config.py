@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -53,6 +60,9 @@ class Camera(CameraSource):
     zones: list[Zone] = []
     lines: list[Line] = []
     rules: list[Rule] = []
+    # Scaled out: only these worker boxes may hold the camera (the ones on its network);
+    # empty means any worker.
+    workers: list[Slug] = []
 
 
 class DemoStream(Strict):
@@ -77,6 +87,25 @@ class StorageConfig(Strict):
     data_dir: str = "var"
 
 
+class FleetConfig(Strict):
+    """Scale-out timing (`pantau server` + `pantau worker` on a Redis bus).
+
+    A camera whose worker dies runs elsewhere within about lease_ttl_s + claim_interval_s.
+    A worker that cannot renew a lease stops the camera before the lease can expire, so a
+    Redis outage longer than the TTL stops analytics until Redis is back.
+    """
+
+    lease_ttl_s: float = Field(default=8.0, ge=2, le=300)
+    claim_interval_s: float = Field(default=2.0, gt=0, le=60)
+    heartbeat_s: float = Field(default=2.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _renew_in_time(self) -> FleetConfig:
+        if self.claim_interval_s * 2 > self.lease_ttl_s:
+            raise ValueError("lease_ttl_s must be at least twice claim_interval_s (renewals)")
+        return self
+
+
 class PantauConfig(Strict):
     ui: UiConfig = UiConfig()
     server: ServerConfig = ServerConfig()
@@ -93,6 +122,7 @@ class PantauConfig(Strict):
     routing: list[Route] = []
     walls: list[Wall] = []
     demo: DemoConfig | None = None
+    fleet: FleetConfig = FleetConfig()
 
     def reference_problems(self) -> list[tuple[Loc, str]]:
         """Cross-references between sections (ids used twice, names that point nowhere)."""

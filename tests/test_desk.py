@@ -18,10 +18,11 @@ from events.model import (
     AlertStatus,
     AnyEvent,
     EventType,
-    Incident,
     IncidentEvent,
     IncidentKind,
     IncidentState,
+    Observation,
+    ObservationPhase,
     Severity,
     SourceKind,
 )
@@ -69,14 +70,16 @@ async def desk(tmp_path: Path, clock: Clock) -> AsyncIterator[tuple[IncidentDesk
     await store.close()
 
 
-def detection(kind: IncidentKind = IncidentKind.FLOOD, **kw: object) -> Incident:
+def detection(kind: IncidentKind = IncidentKind.FLOOD, **kw: object) -> Observation:
     fields: dict[str, object] = dict(
-        kind=kind, severity=Severity.MEDIUM, title="Genangan", camera_id="gudang",
-        zone_id="lantai", kecamatan="Denpasar Barat", desa="Pemecutan",
-        started_at=T0, updated_at=T0,
+        phase=ObservationPhase.OPENED, rule="flood-0", kind=kind, severity=Severity.MEDIUM,
+        title="Genangan", camera_id="gudang", zone_id="lantai", kecamatan="Denpasar Barat",
+        desa="Pemecutan", started_at=T0, at=T0,
     )  # fmt: skip
+    if "updated_at" in kw:
+        kw["at"] = kw.pop("updated_at")
     fields.update(kw)
-    return Incident(**fields)  # type: ignore[arg-type]
+    return Observation(**fields)  # type: ignore[arg-type]
 
 
 def alert(**kw: object) -> Alert:
@@ -89,8 +92,12 @@ def alert(**kw: object) -> Alert:
     return Alert(**fields)  # type: ignore[arg-type]
 
 
-def opened(inc: Incident) -> IncidentEvent:
-    return IncidentEvent(type=EventType.INCIDENT_OPENED, incident=inc)
+def opened(obs: Observation) -> Observation:
+    return obs
+
+
+def closed_at(obs: Observation, at: datetime) -> Observation:
+    return obs.model_copy(update={"phase": ObservationPhase.CLOSED, "at": at})
 
 
 def test_places() -> None:
@@ -112,12 +119,11 @@ async def test_detection_opens_routes_and_closes(
     d, published = desk
     det = detection()
     inc = await d.observe(opened(det))
-    assert inc.id == det.id and inc.routed_opds == ("bpbd",)
+    assert inc.sources[0].ref == det.id and inc.routed_opds == ("bpbd",)
     assert inc.sources[0].kind == SourceKind.CAMERA and inc.lat == -8.65
     assert [a.kind for a in await d.store.actions(inc.id)] == [ActionKind.ROUTED]
     clock.advance(30)
-    closed = det.model_copy(update={"active": False, "ended_at": clock.t, "updated_at": clock.t})
-    after = await d.observe(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=closed))
+    after = await d.observe(closed_at(det, clock.t))
     assert not after.active and after.ended_at == clock.t and after.state == IncidentState.NEW
     types = [e.type for e in published if isinstance(e, IncidentEvent)]
     assert types == [EventType.INCIDENT_OPENED, EventType.INCIDENT_CLOSED]

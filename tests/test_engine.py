@@ -11,8 +11,8 @@ import pytest
 
 from analytics.config import CrowdRule, DetectorConfig, MotionConfig, Zone
 from analytics.detector import Detector
-from analytics.engine import CameraAnalytics, CameraPlace
-from events.model import EventType, IncidentEvent
+from analytics.engine import CameraAnalytics, CameraPlace, local_snapshots
+from events.model import Observation, ObservationPhase
 from ingest.frame import Frame
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,9 @@ async def test_still_crowd_opens_an_incident_with_few_detector_runs(
     image = cv2.imread(str(assets / "frames" / "pets2009_vtest_480x360_tiodh_f0170.jpg"))
     detector = Detector(DetectorConfig(model=str(model_path), confidence=0.3))
     await detector.start()
-    events: list[IncidentEvent] = []
+    events: list[Observation] = []
 
-    async def publish(event: IncidentEvent) -> None:
+    async def publish(event: Observation) -> None:
         events.append(event)
 
     rule = CrowdRule.model_validate(
@@ -36,7 +36,7 @@ async def test_still_crowd_opens_an_incident_with_few_detector_runs(
     engine = CameraAnalytics(
         CameraPlace("cam-1", "Kampus", "Kota", "Kauman"),
         [Zone(id="all", name="Semua", points=[(0, 0), (1, 0), (1, 1), (0, 1)])],
-        [rule], detector, publish, tmp_path / "snaps", detect_fps=5,
+        [rule], detector, publish, local_snapshots(tmp_path / "snaps"), detect_fps=5,
         motion=MotionConfig(keepalive_s=2.0),
     )  # fmt: skip
     try:
@@ -46,9 +46,9 @@ async def test_still_crowd_opens_an_incident_with_few_detector_runs(
     finally:
         await detector.stop()
     assert engine.frames == 20 and engine.detected == 2  # t=0 and the 2 s keep-alive
-    opened = [e for e in events if e.type == EventType.INCIDENT_OPENED]
+    opened = [e for e in events if e.phase == ObservationPhase.OPENED]
     assert len(opened) == 1
-    incident = opened[0].incident
+    incident = opened[0]
     assert incident.kind == "crowd" and incident.peak_count is not None
     assert incident.peak_count >= 5 and incident.kecamatan == "Kota" and incident.desa == "Kauman"
     assert len(incident.track_ids) >= 5  # the people who caused it, by track id
@@ -67,9 +67,9 @@ async def test_people_clip_counts_and_thresholds(model_path: Path, assets: Path)
     try:
         results = {}
         for min_count in (4, 12):
-            events: list[IncidentEvent] = []
+            events: list[Observation] = []
 
-            async def publish(event: IncidentEvent, sink: list[IncidentEvent] = events) -> None:
+            async def publish(event: Observation, sink: list[Observation] = events) -> None:
                 sink.append(event)
 
             rule = CrowdRule.model_validate(
@@ -94,7 +94,7 @@ async def test_people_clip_counts_and_thresholds(model_path: Path, assets: Path)
         await detector.stop()
     counts, low_events = results[4]
     assert min(counts) >= 1 and 5 <= max(counts) <= 10  # "person in every frame, up to 8"
-    assert [e.type for e in low_events][:1] == [EventType.INCIDENT_OPENED]
+    assert [e.phase for e in low_events][:1] == [ObservationPhase.OPENED]
     assert results[12][1] == []  # the peak never reaches 12: no incident
 
 
@@ -113,7 +113,7 @@ async def test_frames_in_flight_are_analysed_in_order(model_path: Path, assets: 
     rule = CrowdRule.model_validate({"type": "crowd", "zone": "all", "min_count": 4, "for": 1})
 
     async def run(concurrent: bool) -> list[tuple[int, tuple[int | None, ...]]]:
-        async def publish(event: IncidentEvent) -> None:
+        async def publish(event: Observation) -> None:
             pass
 
         engine = CameraAnalytics(

@@ -31,10 +31,9 @@ from events.model import (
     ActionKind,
     AnyEvent,
     DeliveryStatus,
-    EventType,
-    Incident,
-    IncidentEvent,
     IncidentKind,
+    Observation,
+    ObservationPhase,
     Severity,
 )
 from events.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -165,14 +164,15 @@ async def make_world(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await w.store.close()
 
 
-def flood(clock: Clock, **kw: Any) -> IncidentEvent:
+def flood(clock: Clock, **kw: Any) -> Observation:
     fields: dict[str, Any] = dict(
-        kind=IncidentKind.FLOOD, severity=Severity.HIGH, title="Genangan 60% lantai",
-        camera_id="gudang", kecamatan="Kuta", desa="Kedonganan", started_at=clock.t,
-        updated_at=clock.t, peak_count=None, snapshot_ref="x.jpg",
+        phase=ObservationPhase.OPENED, rule="flood-0", kind=IncidentKind.FLOOD,
+        severity=Severity.HIGH, title="Genangan 60% lantai", camera_id="gudang",
+        kecamatan="Kuta", desa="Kedonganan", started_at=clock.t, at=clock.t, peak_count=None,
+        snapshot_ref="x.jpg",
     )  # fmt: skip
     fields.update(kw)
-    return IncidentEvent(type=EventType.INCIDENT_OPENED, incident=Incident(**fields))
+    return Observation(**fields)
 
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -333,14 +333,13 @@ async def test_silences_inhibition_and_closed_duplicates_mute(
         flood(w.clock, kind=IncidentKind.OFFLINE, camera_id="cam-y", desa="Y", title="Kamera mati")
     )
     inhibited = await w.desk.observe(flood(w.clock, camera_id="cam-y", desa="Y"))
-    first = await w.desk.observe(flood(w.clock, camera_id="cam-z", desa="Z"))
+    first_seen = flood(w.clock, camera_id="cam-z", desa="Z")
+    first = await w.desk.observe(first_seen)
     await w.tick(1)
     await w.desk.act(first.id, ActionKind.FALSE_ALARM, "budi", note="bayangan")
     w.clock.advance(60)
-    ended = first.model_copy(
-        update={"active": False, "ended_at": w.clock.t, "updated_at": w.clock.t}
-    )
-    await w.desk.observe(IncidentEvent(type=EventType.INCIDENT_CLOSED, incident=ended))
+    ended = first_seen.model_copy(update={"phase": ObservationPhase.CLOSED, "at": w.clock.t})
+    await w.desk.observe(ended)
     duplicate = await w.desk.observe(flood(w.clock, camera_id="cam-z", desa="Z"))
     await w.tick(1)
     sent = {i["id"] for _, _, b in receiver.requests for i in json.loads(b)["incidents"]}

@@ -15,7 +15,7 @@ from analytics.camera_health import CameraHealthIncidents
 from analytics.config import TamperRule
 from analytics.incidents import Transition
 from analytics.rules.tamper import TamperState
-from events.model import CameraState, CameraStatus, EventType, IncidentEvent, IncidentKind
+from events.model import CameraState, CameraStatus, IncidentKind, Observation, ObservationPhase
 
 RULE = TamperRule.model_validate(
     {"type": "tamper", "for": 2, "clear_after": 2, "cooldown": 0, "frozen_s": 4, "offline_s": 3}
@@ -113,9 +113,9 @@ def test_fault_clears_when_fixed(street: np.ndarray) -> None:
 
 
 async def test_video_loss_incident_and_inhibition() -> None:
-    published: list[IncidentEvent] = []
+    published: list[Observation] = []
 
-    async def publish(event: IncidentEvent) -> None:
+    async def publish(event: Observation) -> None:
         published.append(event)
 
     health = CameraHealthIncidents("cam-1", "Simpang", "Kota", None, RULE, publish)
@@ -132,12 +132,12 @@ async def test_video_loss_incident_and_inhibition() -> None:
 
     for t in range(6):
         await health.on_health(status(CameraState.RECONNECTING, t), float(t))
-    assert [e.type for e in published] == [EventType.INCIDENT_OPENED]
-    incident = published[0].incident
+    assert [e.phase for e in published] == [ObservationPhase.OPENED]
+    incident = published[0]
     assert incident.kind is IncidentKind.OFFLINE and incident.camera_id == "cam-1"
     assert health.inhibited
     await health.on_health(status(CameraState.ONLINE, 6), 6.0)
-    assert published[-1].type == EventType.INCIDENT_CLOSED and not health.inhibited
+    assert published[-1].phase == ObservationPhase.CLOSED and not health.inhibited
 
 
 HEALTHY_CLIPS = [

@@ -15,7 +15,7 @@ from analytics.incidents import Transition
 from analytics.rules.traffic import TrafficState
 from analytics.tracking import TrackInfo
 from analytics.zones import LineCounter
-from events.model import EventType, IncidentEvent
+from events.model import Observation, ObservationPhase
 from ingest.frame import Frame
 from tests.test_tracking import sample
 
@@ -81,12 +81,12 @@ async def run_clip(
     traffic: TrafficRule,
     seconds: float,
     lines: list[Line] | None = None,
-) -> tuple[list[IncidentEvent], CameraAnalytics]:
+) -> tuple[list[Observation], CameraAnalytics]:
     detector = Detector(DetectorConfig(model=str(model_path), confidence=0.3))
     await detector.start()
-    events: list[IncidentEvent] = []
+    events: list[Observation] = []
 
-    async def publish(event: IncidentEvent) -> None:
+    async def publish(event: Observation) -> None:
         events.append(event)
 
     engine = CameraAnalytics(
@@ -107,13 +107,13 @@ async def test_street_clip_congestion_only_when_thresholds_say_so(
 ) -> None:
     street = assets / "video" / "traffic_street_cKuhn517_MIT.mp4"
     low, engine = await run_clip(model_path, street, rule(min_count=4, slow_speed=0.6), 12)
-    opened = [e.incident for e in low if e.type == EventType.INCIDENT_OPENED]
+    opened = [e for e in low if e.phase == ObservationPhase.OPENED]
     assert len(opened) == 1  # parked and crawling cars: a dense street
     assert opened[0].kind == "traffic" and opened[0].level in ("padat", "macet")
     assert opened[0].peak_count is not None and opened[0].peak_count >= 4
     assert engine.last_zone_counts["jalan"].get("car", 0) >= 4
     high, _ = await run_clip(model_path, street, rule(min_count=20), 12)
-    assert [e for e in high if e.type == EventType.INCIDENT_OPENED] == []
+    assert [e for e in high if e.phase == ObservationPhase.OPENED] == []
 
 
 @pytest.mark.slow

@@ -5,11 +5,11 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from fastapi import (
     Depends,
@@ -22,6 +22,7 @@ from fastapi import (
 )
 from fastapi.responses import (
     FileResponse,
+    JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
@@ -41,6 +42,7 @@ from events.model import (
     IncidentAction,
     IncidentKind,
     IncidentState,
+    WorkerStatus,
     json_schemas,
 )
 from events.scoreboard import scoreboard
@@ -51,13 +53,13 @@ from wallboard.auth import Accounts, User
 from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.intake_api import intake_router
-from wallboard.live import BOUNDARY, LiveFrames
+from wallboard.live import BOUNDARY
 from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
 from wallboard.silences_api import silences_router
 from wallboard.walls import WallDirector
 from wallboard.walls_api import walls_router
-from wallboard.webrtc import LiveError, LiveVideo
+from wallboard.webrtc import LiveError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -79,11 +81,25 @@ class WebRtcOffer(BaseModel):
     type: Literal["offer", "answer"] = "offer"
 
 
+class StillSource(Protocol):
+    """Stills and MJPEG of a camera: made here (LiveFrames) or fetched from its worker."""
+
+    async def jpeg(self, camera_id: str) -> tuple[int, bytes] | None: ...
+
+    def mjpeg(self, camera_id: str, fps: float) -> AsyncIterator[bytes]: ...
+
+
+class VideoSource(Protocol):
+    """WebRTC answers: from this process (LiveVideo) or relayed to the camera's worker."""
+
+    async def answer(self, camera_id: str, offer_sdp: str, user: str = "") -> str: ...
+
+
 @dataclass
 class WallboardDeps:
     store: Store
     hub: Hub
-    live: LiveFrames
+    live: StillSource
     cameras: list[CameraInfo]
     walls: list[Wall]
     ui: UiConfig
@@ -92,12 +108,16 @@ class WallboardDeps:
     health: Callable[[], dict[str, object]]
     accounts: Accounts
     mjpeg_fps: float = 5.0
-    video: LiveVideo | None = None  # WebRTC; None where a deployment offers MJPEG only
+    video: VideoSource | None = None  # WebRTC; None where a deployment offers MJPEG only
     director: WallDirector | None = None  # wall views (presets); None: walls are fixed
     desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
     kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
     opds: list[dict[str, str]] = field(default_factory=list)  # {id, name}, for the page's forms
+    # Scaled out: the worker boxes (the workers panel), and clips fetched from the worker
+    # that cut them. None in one process.
+    workers: Callable[[], Awaitable[list[WorkerStatus]]] | None = None
+    remote_clip: Callable[[ClipRef, Request], Awaitable[Response]] | None = None
 
 
 def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
@@ -115,6 +135,11 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     cameras = {c.id: c for c in deps.cameras}
     access = Access(deps.accounts, deps.api_keys)
+
+    @app.exception_handler(LiveError)
+    async def live_error(request: Request, exc: LiveError) -> JSONResponse:
+        # Media that cannot be had now (camera on no worker, worker down): say why, at once.
+        return JSONResponse({"detail": exc.reason}, status_code=exc.status)
 
     async def visible_incident(incident_id: str, user: User) -> Incident:
         """The incident if this user may see it; 404 either way, so existence is not told."""
@@ -323,14 +348,29 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     @app.get("/api/incidents/{incident_id}/clip.mp4")
     async def incident_clip_file(
         incident_id: str, request: Request, user: Annotated[User, Depends(access.user)]
-    ) -> FileResponse:
+    ) -> Response:
         await visible_incident(incident_id, user)
         clip = await deps.store.clip(incident_id)
-        path = _stored_file(deps.clip_dir, clip.path if clip else None, "no clip for this incident")
+        remote = clip is not None and clip.worker is not None and deps.remote_clip is not None
+        if not remote:
+            path = _stored_file(
+                deps.clip_dir, clip.path if clip else None, "no clip for this incident"
+            )
         # Range requests of one viewing are logged once (the first chunk), not per chunk.
         if request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
             await deps.accounts.audit(user, "clip.watch", incident_id, ip=_ip(request))
+        if remote:
+            assert clip is not None and deps.remote_clip is not None
+            return await deps.remote_clip(clip, request)
         return FileResponse(path, media_type="video/mp4")
+
+    @app.get("/api/workers")
+    async def list_workers(user: Annotated[User, Depends(access.user)]) -> list[WorkerStatus]:
+        """The worker boxes of a scaled-out site: cameras held, detector fps, CPU, last
+        heartbeat, state (running / lost / stopped). One process answers with an empty list."""
+        if access.scope(user) is not None:
+            raise HTTPException(403, "workers are for command-center staff")
+        return await deps.workers() if deps.workers is not None else []
 
     app.include_router(session_router(deps.accounts, access))
     app.include_router(silences_router(deps.store, access, deps.accounts))

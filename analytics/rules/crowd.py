@@ -30,6 +30,12 @@ class CrowdState:
         self._peak = 0
         self._started_at: datetime | None = None
 
+    def resume(self, started_at: datetime, peak: float, now_mono: float) -> None:
+        """Continue an observation another box held open (engine.CameraAnalytics.resume)."""
+        self.gate.resume(now_mono)
+        self._started_at = started_at
+        self._peak = int(peak)
+
     def update(
         self, members: list[Detection], now_mono: float, now_utc: datetime
     ) -> CrowdSignal | None:

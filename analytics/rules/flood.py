@@ -144,6 +144,12 @@ class FloodState:
         slope = float(np.polyfit(t - t[0], f, 1)[0])
         return slope > 0.002  # > 0.2 % of the zone per second
 
+    def resume(self, started_at: datetime, peak: float, now_mono: float) -> None:
+        """Continue an observation another box held open (engine.CameraAnalytics.resume)."""
+        self.gate.resume(now_mono)
+        self._started_at = started_at
+        self._peak = peak / 100
+
     def update(
         self,
         image: npt.NDArray[np.uint8],

@@ -54,6 +54,12 @@ class TrafficState:
             speeds.append(info.speed_px_s / max(d.y2 - d.y1, 1.0))
         return float(np.median(speeds)) if speeds else float("inf")
 
+    def resume(self, started_at: datetime, peak: float, now_mono: float) -> None:
+        """Continue an observation another box held open (engine.CameraAnalytics.resume)."""
+        self.gate.resume(now_mono)
+        self._started_at = started_at
+        self._peak = int(peak)
+
     def update(
         self,
         members: list[Detection],

@@ -1,0 +1,247 @@
+"""The cameras one box runs: capture, analytics, recording and the media the wall watches.
+
+`pantau run` hosts every camera; a `pantau worker` hosts the cameras it holds a lease on and
+starts or stops each one as leases come and go. Either way the host only publishes: every
+observation and camera status goes on the bus stamped with this box's name and the camera's
+lease token, and the desk (wherever it runs) turns them into incidents. Clip requests come
+back over the bus and are served by the box that records the camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from analytics.detector import Detector
+from analytics.engine import CameraAnalytics, CameraPlace, SnapshotSink
+from events.bus import Bus, Subscription
+from events.model import (
+    CameraState,
+    CameraStatus,
+    CameraStatusEvent,
+    ClipReadyEvent,
+    ClipRef,
+    ClipRequestEvent,
+    EventType,
+    Observation,
+    ObservationEvent,
+)
+from ingest.recording import RecordingService
+from ingest.source import PacketListener
+from ingest.worker import CameraWorker
+from pantau.config import Camera, PantauConfig
+
+log = logging.getLogger(__name__)
+
+# May this box still speak for the camera (its lease is valid)? Scaled out, the lease keeper
+# answers; in one process always yes.
+MaySpeak = Callable[[str], bool]
+# Told of every observation published (scaled out: kept in Redis for a takeover).
+ObservationHook = Callable[[Observation], Awaitable[None]]
+
+
+@dataclass
+class _Running:
+    camera: Camera
+    worker: CameraWorker
+    analytics: CameraAnalytics
+    token: int | None
+    reported: CameraState | None = None
+
+
+class CameraHost:
+    def __init__(
+        self,
+        config: PantauConfig,
+        data_dir: Path,
+        bus: Bus,
+        snapshots: SnapshotSink,
+        name: str = "local",
+        may_speak: MaySpeak | None = None,
+        on_observation: ObservationHook | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.bus = bus
+        self.snapshots = snapshots
+        self.cameras = {c.id: c for c in config.cameras}
+        self.detector = Detector(config.detector)
+        self.clip_dir = data_dir / "clips"
+        self.recording: RecordingService | None = None
+        if any(c.record for c in config.cameras):
+            self.recording = RecordingService(
+                {c.id: c for c in config.cameras}, config.recording,
+                data_dir / config.recording.dir, self.clip_dir, self._publish_clip,
+            )  # fmt: skip
+        self.running: dict[str, _Running] = {}
+        self._may_speak = may_speak or (lambda _cid: True)
+        self._on_observation = on_observation
+        self._clip_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.dropped_unheld = 0  # observations not sent: the lease was no longer ours
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.detector.start()
+        if self.recording is not None:
+            await self.recording.start()
+        sub = await self.bus.subscribe(
+            f"clips-{self.name}", types=frozenset({EventType.CLIP_REQUEST})
+        )
+        self._clip_task = asyncio.create_task(self._clip_requests(sub), name="clip-requests")
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self.stop_camera(cid) for cid in list(self.running)))
+        if self._clip_task is not None:
+            self._clip_task.cancel()
+            await asyncio.gather(self._clip_task, return_exceptions=True)
+        if self.recording is not None:
+            await self.recording.stop()
+        await self.detector.stop()
+
+    async def start_camera(
+        self, camera_id: str, token: int | None = None, resume: list[Observation] | None = None
+    ) -> None:
+        """Capture, analyse and record one camera; `resume`: observations another box held
+        open for it (they continue under their ids)."""
+        async with self._lock:
+            if camera_id in self.running:
+                return
+            cam = self.cameras[camera_id]
+            place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
+
+            async def publish(obs: Observation) -> None:
+                await self._publish_observation(camera_id, obs)
+
+            async def status(st: CameraStatus) -> None:
+                await self._on_status(camera_id, st)
+
+            engine = CameraAnalytics(
+                place, cam.zones, cam.rules, self.detector, publish, self.snapshots,
+                detect_fps=cam.detect_fps, motion=self.config.motion, lines=cam.lines,
+                detect_size=cam.detect_size,
+            )  # fmt: skip
+            if resume:
+                taken = engine.resume(resume, time.monotonic())
+                log.info("camera=%s took over %d open observations", camera_id, taken)
+            worker = CameraWorker(cam.id, cam, engine.on_frame, status)
+            self.running[camera_id] = _Running(cam, worker, engine, token)
+            await worker.start()
+            if self.recording is not None:
+                await self.recording.start_camera(camera_id)
+        log.info("camera=%s started on worker=%s token=%s", camera_id, self.name, token)
+
+    async def stop_camera(self, camera_id: str) -> None:
+        """Stop capture, analysis and recording of a camera at once (e.g. its lease is lost)."""
+        async with self._lock:
+            run = self.running.pop(camera_id, None)
+            if run is None:
+                return
+            if self.recording is not None:
+                await self.recording.stop_camera(camera_id)
+            await run.worker.stop()
+        log.info("camera=%s stopped on worker=%s", camera_id, self.name)
+
+    # ---- what goes on the bus ------------------------------------------------------------
+    async def _publish_observation(self, camera_id: str, obs: Observation) -> None:
+        run = self.running.get(camera_id)
+        if run is None or not self._may_speak(camera_id):
+            self.dropped_unheld += 1
+            log.warning("camera=%s observation=%s not published: lease not held",
+                        camera_id, obs.id)  # fmt: skip
+            return
+        obs = obs.model_copy(update={"worker": self.name, "lease_token": run.token})
+        if self._on_observation is not None:
+            await self._on_observation(obs)
+        await self.bus.publish(ObservationEvent(observation=obs))
+
+    async def _on_status(self, camera_id: str, status: CameraStatus) -> None:
+        run = self.running.get(camera_id)
+        if run is None:
+            return
+        await run.analytics.on_health(status, time.monotonic())
+        # The bus (and so the store and the wall) hears about state changes only.
+        if run.reported != status.state and self._may_speak(camera_id):
+            run.reported = status.state
+            stamped = status.model_copy(update={"worker": self.name, "lease_token": run.token})
+            await self.bus.publish(CameraStatusEvent(status=stamped))
+
+    async def _publish_clip(self, clip: ClipRef) -> None:
+        await self.bus.publish(ClipReadyEvent(clip=clip.model_copy(update={"worker": self.name})))
+
+    async def _clip_requests(self, sub: Subscription) -> None:
+        try:
+            async for event in sub:
+                if isinstance(event, ClipRequestEvent) and self.recording is not None:
+                    self.recording.request_clip(event.request)
+        finally:
+            await sub.close()
+
+    # ---- media sources for the wall (FrameSource, PacketSource) ---------------------------
+    def latest_image(self, camera_id: str) -> tuple[int, npt.NDArray[np.uint8]] | None:
+        run = self.running.get(camera_id)
+        frame = run.worker.latest() if run else None
+        return (frame.seq, frame.image) if frame is not None else None
+
+    def codec(self, camera_id: str) -> str | None:
+        run = self.running.get(camera_id)
+        return run.worker.capture.codec if run else None
+
+    def add_packet_listener(self, camera_id: str, listener: PacketListener) -> None:
+        run = self.running.get(camera_id)
+        if run is not None:
+            run.worker.capture.add_packet_listener(listener)
+
+    def remove_packet_listener(self, camera_id: str, listener: PacketListener) -> None:
+        run = self.running.get(camera_id)
+        if run is not None:
+            run.worker.capture.remove_packet_listener(listener)
+
+    # ---- what the box reports --------------------------------------------------------------
+    def active_cameras(self, now_mono: float) -> set[str]:
+        """Cameras with motion now (the wall plays them live: smart streaming)."""
+        return {cid for cid, r in self.running.items() if r.analytics.active(now_mono)}
+
+    def rates(self) -> dict[str, float]:
+        return {cid: r.worker.capture.input_fps() for cid, r in self.running.items()}
+
+    def statuses(self) -> dict[str, CameraStatus]:
+        return {cid: r.worker.status() for cid, r in self.running.items()}
+
+    def tokens(self) -> dict[str, int | None]:
+        return {cid: r.token for cid, r in self.running.items()}
+
+    def open_observations(self, camera_id: str) -> list[Observation]:
+        run = self.running.get(camera_id)
+        return run.analytics.open_observations() if run else []
+
+    def detector_health(self) -> dict[str, object]:
+        stats = self.detector.stats
+        return {
+            "batches": stats.batches,
+            "images": stats.images,
+            "inference_ms_p50": round(stats.p50_ms(), 1),
+            "last_batch_size": stats.last_batch_size,
+            "imgsz": self.detector.effective_imgsz,
+            "model_input": self.detector.fixed_size,  # None: a dynamic model
+            "inferences": stats.inferences,
+            "queue_depth": self.detector.queue_depth,
+        }
+
+    def analytics_health(self) -> dict[str, object]:
+        return {
+            cid: {
+                "frames": r.analytics.frames,
+                "detected": r.analytics.detected,
+                "zone_counts": r.analytics.last_zone_counts,
+                "line_flow_per_min": {c.line.id: c.per_minute() for c in r.analytics.lines},
+            }
+            for cid, r in self.running.items()
+        }

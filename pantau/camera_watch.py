@@ -1,0 +1,148 @@
+"""The server's watch over the fleet (scaled out): cameras nobody runs, workers that are lost.
+
+Workers raise video loss for the cameras they run; what they cannot raise is their own death.
+Every heartbeat interval this reads the leases and the workers' heartbeats and publishes
+observations like any camera would (worker "server", no lease token):
+- a camera with no live owner for longer than a failover takes: video loss ("offline"), closed
+  when a live worker runs it again;
+- a worker whose heartbeat stopped while it held cameras: "worker lost" (kind offline, routed
+  like camera faults), closed when it is back or all its cameras run elsewhere.
+It also feeds the wall's smart streaming (which cameras move) and frame rates from heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from events.model import (
+    IncidentKind,
+    Observation,
+    ObservationEvent,
+    ObservationPhase,
+    Severity,
+    WorkerState,
+    WorkerStatus,
+    utcnow,
+)
+from pantau.config import Camera, FleetConfig
+from pantau.fleet import Registry
+from pantau.leases import CameraLeases
+from wallboard.hub import Hub
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[ObservationEvent], Awaitable[None]]
+SERVER = "server"
+
+
+@dataclass
+class _Down:
+    since: float
+    observation: Observation | None = None
+
+
+class CameraWatch:
+    def __init__(
+        self,
+        cameras: list[Camera],
+        fleet: FleetConfig,
+        leases: CameraLeases,
+        registry: Registry,
+        publish: Publish,
+        hub: Hub | None = None,
+    ) -> None:
+        self.cameras = {c.id: c for c in cameras}
+        self.fleet = fleet
+        self.leases = leases
+        self.registry = registry
+        self._publish = publish
+        self.hub = hub
+        self._unheld: dict[str, _Down] = {}
+        self._lost: dict[str, Observation] = {}
+        self.workers: list[WorkerStatus] = []
+
+    def grace_s(self, camera: Camera) -> float:
+        """How long a camera may have no owner before it is video loss: a failover's time
+        (lease TTL + a claim round + a connect), or the camera's own video-loss time if longer."""
+        own = next((r.offline_s for r in camera.rules if r.type == "tamper"), 15.0)
+        return max(own, self.fleet.lease_ttl_s + 2 * self.fleet.claim_interval_s + 5.0)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick(time.monotonic())
+            except Exception:
+                log.exception("fleet watch round failed")
+            await asyncio.sleep(self.fleet.heartbeat_s)
+
+    async def tick(self, now: float) -> None:
+        self.workers = await self.registry.all()
+        alive = {w.name: w for w in self.workers if w.state == WorkerState.RUNNING}
+        owners = await self.leases.owners(self.cameras)
+        running = {
+            cid
+            for cid, owner in owners.items()
+            if owner is not None and owner.worker in alive
+            and any(c.camera_id == cid for c in alive[owner.worker].cameras)
+        }  # fmt: skip
+        for cid, cam in self.cameras.items():
+            await self._camera(cam, cid in running, now)
+        for worker in self.workers:
+            await self._worker(worker, running)
+        if self.hub is not None:
+            cams = [c for w in alive.values() for c in w.cameras]
+            self.hub.set_activity({c.camera_id for c in cams if c.active})
+            self.hub.send_rates({c.camera_id: c.input_fps for c in cams})
+
+    async def _camera(self, cam: Camera, running: bool, now: float) -> None:
+        down = self._unheld.get(cam.id)
+        if running:
+            if down is not None:
+                del self._unheld[cam.id]
+                if down.observation is not None:
+                    await self._send(down.observation, ObservationPhase.CLOSED)
+            return
+        if down is None:
+            self._unheld[cam.id] = down = _Down(now)
+        if down.observation is None and now - down.since >= self.grace_s(cam):
+            at = utcnow()
+            down.observation = Observation(
+                phase=ObservationPhase.OPENED, camera_id=cam.id, rule="unheld",
+                kind=IncidentKind.OFFLINE, severity=Severity.HIGH,
+                title=f"Kamera {cam.name} tidak mengirim gambar: tidak ada worker yang "
+                "menjalankannya",
+                kecamatan=cam.kecamatan, desa=cam.desa, started_at=at, at=at,
+                cause="tidak ada worker", worker=SERVER,
+            )  # fmt: skip
+            log.warning("camera=%s runs on no worker: video loss", cam.id)
+            await self._publish(ObservationEvent(observation=down.observation))
+
+    async def _worker(self, worker: WorkerStatus, running: set[str]) -> None:
+        open_obs = self._lost.get(worker.name)
+        held = {c.camera_id for c in worker.cameras}
+        lost = worker.state == WorkerState.LOST and bool(held - running)
+        if lost and open_obs is None:
+            at = utcnow()
+            obs = Observation(
+                phase=ObservationPhase.OPENED, camera_id=None, rule=f"worker:{worker.name}",
+                kind=IncidentKind.OFFLINE, severity=Severity.HIGH,
+                title=f"Worker {worker.name} hilang ({len(held)} kamera)",
+                started_at=worker.at, at=at, current_count=len(held),
+                cause=f"tidak ada heartbeat dari {worker.host}", worker=SERVER,
+            )  # fmt: skip
+            self._lost[worker.name] = obs
+            log.warning("worker=%s lost with %d cameras", worker.name, len(held))
+            await self._publish(ObservationEvent(observation=obs))
+        elif not lost and open_obs is not None:
+            del self._lost[worker.name]
+            log.info("worker=%s back, or its cameras run elsewhere", worker.name)
+            await self._send(open_obs, ObservationPhase.CLOSED)
+
+    async def _send(self, obs: Observation, phase: ObservationPhase) -> None:
+        await self._publish(
+            ObservationEvent(observation=obs.model_copy(update={"phase": phase, "at": utcnow()}))
+        )

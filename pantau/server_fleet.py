@@ -1,0 +1,86 @@
+"""What `pantau server` keeps of the workers: leases (fencing the desk), heartbeats (the
+workers panel, the fleet watch), media (proxied from the owning worker) and snapshots (copied
+from Redis into the server's own folder as the desk takes each observation, so an incident's
+picture outlives the worker that took it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from events.bus import Bus
+from events.model import Observation, ObservationEvent, WorkerStatus
+from pantau.camera_watch import CameraWatch
+from pantau.config import PantauConfig
+from pantau.fleet import Registry
+from pantau.leases import CameraLeases
+from pantau.media_proxy import RemoteMedia
+from pantau.worker_role import SNAPSHOT
+from wallboard.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class ServerFleet:
+    def __init__(self, config: PantauConfig, bus: Bus, snapshot_dir: Path) -> None:
+        self.config = config
+        self.bus = bus
+        self.snapshot_dir = snapshot_dir
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            config.bus, socket_connect_timeout=2, socket_timeout=5
+        )
+        self.leases = CameraLeases(self.redis)
+        self.registry = Registry(self.redis, config.fleet.heartbeat_s)
+        self.watch = CameraWatch(
+            config.cameras, config.fleet, self.leases, self.registry, self._publish
+        )
+        self._media: RemoteMedia | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def media(self) -> RemoteMedia:
+        assert self._media is not None, "ServerFleet.start() first"
+        return self._media
+
+    async def _publish(self, event: ObservationEvent) -> None:
+        await self.bus.publish(event)
+
+    async def start(self, hub: Hub) -> None:
+        secret = await self.registry.media_secret()
+        self._media = RemoteMedia(self.leases, self.registry, secret)
+        self.watch.hub = hub
+        self._task = asyncio.create_task(self.watch.run(), name="fleet-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._media is not None:
+            await self._media.close()
+        await self.redis.aclose()
+
+    async def workers(self) -> list[WorkerStatus]:
+        return await self.registry.all()
+
+    async def fetch_snapshot(self, obs: Observation) -> None:
+        """Before the desk takes an observation: its snapshot into the server's folder."""
+        name = obs.snapshot_ref
+        if not name or "/" in name or (self.snapshot_dir / name).is_file():
+            return
+        data = await self.redis.get(SNAPSHOT.format(name))
+        if data is None:
+            log.warning("camera=%s observation=%s snapshot %s not in Redis",
+                        obs.camera_id, obs.id, name)  # fmt: skip
+            return
+        blob = data if isinstance(data, bytes) else data.encode()
+        await asyncio.to_thread(_write, self.snapshot_dir / name, blob)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,272 @@
+"""`pantau worker`: one box of cameras in a scaled-out site (Redis bus).
+
+The worker claims free cameras by lease (least-loaded worker first, within its capacity and
+the cameras' `workers:` pins), runs capture, analytics and recording for what it holds, renews
+its leases every claim interval and stops a camera the moment its lease is not certainly its
+own any more. It publishes observations and statuses on Redis Streams, keeps the observations
+it holds open in Redis (the next owner continues them), beats a heartbeat the server's workers
+panel reads, and serves its cameras' media to the server on a signed endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from events.model import Observation, WorkerCamera, WorkerStatus, utcnow
+from events.redis_bus import RedisStreamBus
+from ingest.urls import mask_url
+from pantau.camera_host import CameraHost
+from pantau.config import PantauConfig
+from pantau.fleet import Registry
+from pantau.leases import CameraLeases, Held
+from pantau.media_server import media_app
+from pantau.web import QuietServer, serve
+from wallboard.live import LiveFrames
+from wallboard.webrtc import LiveVideo
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "pantau:snapshot:{}"
+SNAPSHOT_KEEP_S = 6 * 3600  # the server copies it as soon as it takes the observation
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        config: PantauConfig,
+        base_dir: Path,
+        name: str,
+        capacity: int | None = None,
+        media_host: str = "0.0.0.0",
+        media_port: int = 8091,
+        media_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.capacity = capacity
+        self.fleet = config.fleet
+        self.data_dir = (base_dir / config.storage.data_dir / "workers" / name).resolve()
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            config.bus, socket_connect_timeout=2, socket_timeout=5
+        )
+        self.bus = RedisStreamBus(config.bus)
+        self.leases = CameraLeases(self.redis)
+        self.registry = Registry(self.redis, self.fleet.heartbeat_s)
+        self.host = CameraHost(
+            config, self.data_dir, self.bus, self._snapshot, name,
+            may_speak=self.may_speak, on_observation=self._remember,
+        )  # fmt: skip
+        self.held: dict[str, Held] = {}
+        self.stills = LiveFrames(self.host)
+        self.video = LiveVideo(self.host, config.ui.max_live_viewers)
+        self.media_host, self.media_port, self._media_url = media_host, media_port, media_url
+        self.started_at = utcnow()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._web: QuietServer | None = None
+        self._web_task: asyncio.Task[None] | None = None
+        self._cpu = (time.monotonic(), _cpu_seconds())
+        self._images = (time.monotonic(), 0)
+        self.lost = 0  # leases lost (not released by us)
+
+    # ---- leases --------------------------------------------------------------------------
+    def may_speak(self, camera_id: str) -> bool:
+        held = self.held.get(camera_id)
+        return held is not None and held.valid()
+
+    def _valid_until(self, sent_mono: float) -> float:
+        # Stop before Redis can hand the camera to someone else, whatever the clock drift
+        # between a renewal's sending and its arrival.
+        margin = max(0.5, self.fleet.lease_ttl_s * 0.1)
+        return sent_mono + self.fleet.lease_ttl_s - margin
+
+    def _allowed(self, camera_id: str, worker: str) -> bool:
+        pins = self.host.cameras[camera_id].workers
+        return not pins or worker in pins
+
+    async def _lose(self, camera_id: str, why: str) -> None:
+        if self.held.pop(camera_id, None) is None:
+            return
+        self.lost += 1
+        log.warning(
+            "camera=%s lease lost on worker=%s (%s): stopping it", camera_id, self.name, why
+        )
+        await self.host.stop_camera(camera_id)
+
+    async def _watchdog(self) -> None:
+        """Stop a camera the moment its local deadline passes (Redis unreachable, or this
+        process was paused): never two owners at once."""
+        while True:
+            now = time.monotonic()
+            for cid, held in list(self.held.items()):
+                if not held.valid(now):
+                    await self._lose(cid, "not renewed in time")
+            await asyncio.sleep(0.2)
+
+    async def _renew(self) -> None:
+        for cid, held in list(self.held.items()):
+            sent = time.monotonic()
+            try:
+                ok = await self.leases.renew(cid, self.name, held.token, self.fleet.lease_ttl_s)
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("camera=%s lease renewal failed: %s", cid, exc)
+                continue  # the watchdog stops it if this goes on past the deadline
+            if ok and cid in self.held:
+                self.held[cid].valid_until = self._valid_until(sent)
+            elif not ok:
+                await self._lose(cid, "another worker holds it")
+
+    async def _claim(self) -> None:
+        if self.capacity is not None and len(self.held) >= self.capacity:
+            return
+        ids = [c.id for c in self.config.cameras]
+        owners = await self.leases.owners(ids)
+        free = [c for c in ids if owners[c] is None and self._allowed(c, self.name)]
+        if not free:
+            return
+        # Least-loaded first: every worker runs the same assignment over the same view, and
+        # takes only the cameras it gives itself; SET-if-free in Redis settles any race.
+        peers = [w for w in await self.registry.all() if w.state == "running"]
+        load = {w.name: len(w.cameras) for w in peers if w.name != self.name}
+        caps = {w.name: w.capacity for w in peers}
+        load[self.name], caps[self.name] = len(self.held), self.capacity
+        for cid in free:
+            eligible = [
+                n for n in load
+                if self._allowed(cid, n) and (caps.get(n) is None or load[n] < (caps[n] or 0))
+            ]  # fmt: skip
+            if not eligible:
+                continue
+            pick = min(eligible, key=lambda n: (load[n], n))
+            load[pick] += 1
+            if pick != self.name:
+                continue
+            sent = time.monotonic()
+            token = await self.leases.claim(cid, self.name, self.fleet.lease_ttl_s)
+            if token is None:
+                load[pick] -= 1
+                continue
+            self.held[cid] = Held(token, self._valid_until(sent))
+            resume = await self.leases.open_observations(cid)
+            log.info("camera=%s claimed by worker=%s token=%d (%d open observations)",
+                     cid, self.name, token, len(resume))  # fmt: skip
+            await self.host.start_camera(cid, token, resume)
+
+    async def _lease_loop(self) -> None:
+        # Peers started at the same time register first, so the first claims are shared.
+        await asyncio.sleep(self.fleet.heartbeat_s * 1.5)
+        while True:
+            try:
+                await self._renew()
+                await self._claim()
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("worker=%s lease round failed: %s", self.name, exc)
+            except Exception:
+                log.exception("worker=%s lease round failed", self.name)
+            await asyncio.sleep(self.fleet.claim_interval_s)
+
+    # ---- what this worker tells the others -----------------------------------------------
+    async def _remember(self, obs: Observation) -> None:
+        held = self.held.get(obs.camera_id or "")
+        if held is not None:
+            await self.leases.remember(obs, held.token)
+
+    async def _snapshot(self, name: str, data: bytes) -> None:
+        await self.redis.set(SNAPSHOT.format(name), data, ex=SNAPSHOT_KEEP_S)
+
+    def status(self) -> WorkerStatus:
+        now = time.monotonic()
+        cpu_t0, cpu0 = self._cpu
+        cpu_now = _cpu_seconds()
+        self._cpu = (now, cpu_now)
+        img_t0, img0 = self._images
+        images = self.host.detector.stats.images
+        self._images = (now, images)
+        statuses, active = self.host.statuses(), self.host.active_cameras(now)
+        cameras = tuple(
+            WorkerCamera(
+                camera_id=cid,
+                lease_token=held.token,
+                state=statuses[cid].state,
+                input_fps=statuses[cid].input_fps,
+                last_frame_age_s=statuses[cid].last_frame_age_s,
+                active=cid in active,
+            )
+            for cid, held in sorted(self.held.items())
+            if cid in statuses
+        )
+        return WorkerStatus(
+            name=self.name, host=socket.gethostname(), pid=os.getpid(), capacity=self.capacity,
+            cameras=cameras,
+            detector_fps=round((images - img0) / (now - img_t0), 2) if now > img_t0 else 0.0,
+            cpu_percent=round(100 * (cpu_now - cpu0) / (now - cpu_t0), 1) if now > cpu_t0 else 0,
+            media_url=self.media_url, started_at=self.started_at, at=utcnow(),
+        )  # fmt: skip
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self.registry.beat(self.status())
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("worker=%s heartbeat failed: %s", self.name, exc)
+            await asyncio.sleep(self.fleet.heartbeat_s)
+
+    @property
+    def media_url(self) -> str:
+        if self._media_url:
+            return self._media_url
+        host = self.media_host if self.media_host not in ("0.0.0.0", "::") else socket.getfqdn()
+        return f"http://{host}:{self.media_port}"
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        log.info("worker=%s on %s, capacity=%s", self.name, mask_url(self.config.bus),
+                 self.capacity or "any")  # fmt: skip
+        await self.host.start()
+        secret = await self.bus.retrying("media key", self.registry.media_secret)
+        app = media_app(
+            secret, self.name, self.stills, self.video, self.may_speak, self.host.clip_dir
+        )
+        self._web, self._web_task, self.media_port = await serve(
+            app, self.media_host, self.media_port
+        )
+        await self.registry.beat(self.status())
+        for coro, name in ((self._heartbeat(), "heartbeat"), (self._lease_loop(), "leases"),
+                           (self._watchdog(), "lease-watchdog")):  # fmt: skip
+            self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        held = dict(self.held)
+        self.held.clear()
+        for cid in held:
+            await self.host.stop_camera(cid)
+        # Hand the cameras back at once (the next owner need not wait for the TTL); their
+        # open observations stay in Redis for it.
+        with contextlib.suppress(OSError, aioredis.RedisError):
+            for cid, h in held.items():
+                await self.leases.release(cid, self.name, h.token)
+            await self.registry.goodbye(self.status())
+        if self._web is not None and self._web_task is not None:
+            self._web.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._web_task, 3)
+        await self.video.close()
+        await self.host.stop()
+        await self.bus.close()
+        await self.redis.aclose()
+        log.info("worker=%s stopped", self.name)
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
