@@ -200,7 +200,7 @@ class WorkerRuntime:
                 active=cid in active,
             )
             for cid, held in sorted(self.held.items())
-            if cid in statuses
+            if cid in statuses and held.valid(now)  # past its deadline it is not ours to report
         )
         return WorkerStatus(
             name=self.name, host=socket.gethostname(), pid=os.getpid(), capacity=self.capacity,

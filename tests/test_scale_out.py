@@ -124,8 +124,6 @@ def fleet(
     )
     f = Fleet(tmp_path, config, web_port)
     f.spawn("server", "server")
-    f.worker("box-a")
-    f.worker("box-b")
     try:
         yield f, redis
     finally:
@@ -146,6 +144,21 @@ async def poll(what: str, check: Callable[[], Any], timeout: float, fleet: Fleet
     pytest.fail(f"{what}: not within {timeout} s\n{fleet.logs()}")
 
 
+async def login(http: httpx.AsyncClient, f: Fleet) -> None:
+    async def attempt() -> str | None:
+        r = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
+        return r.json()["token"] if r.status_code == 200 else None
+
+    token = await poll("server up", attempt, 90, f)
+    http.headers["Authorization"] = f"Bearer {token}"
+
+
+async def list_workers(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    r = await http.get("/api/workers")
+    r.raise_for_status()
+    return list(r.json())
+
+
 def holders(workers: list[dict[str, Any]]) -> dict[str, str]:
     """camera -> the running worker that reports it online with frames."""
     return {
@@ -161,20 +174,13 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
     fleet: tuple[Fleet, RedisServer],
 ) -> None:
     f, redis = fleet
-    base = f"http://127.0.0.1:{f.web_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-
-        async def login() -> str | None:
-            r = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
-            return r.json()["token"] if r.status_code == 200 else None
-
-        token = await poll("server up", login, 90, f)
-        http.headers["Authorization"] = f"Bearer {token}"
+    f.worker("box-a")
+    f.worker("box-b")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{f.web_port}", timeout=10) as http:
+        await login(http, f)
 
         async def workers() -> list[dict[str, Any]]:
-            r = await http.get("/api/workers")
-            r.raise_for_status()
-            return list(r.json())
+            return await list_workers(http)
 
         async def all_running() -> dict[str, str] | None:
             held = holders(await workers())
@@ -226,6 +232,14 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         states = {w["name"]: w["state"] for w in await workers()}
         assert states == {"box-a": "lost", "box-b": "running"}
 
+        async def metrics() -> str | None:
+            text = (await http.get("/metrics")).text
+            return text if 'pantau_worker_up{worker="box-a"} 0' in text else None
+
+        text = await poll("per-worker series in /metrics", metrics, 10, f)
+        assert 'pantau_worker_up{worker="box-b"} 1' in text
+        assert 'pantau_worker_cameras{worker="box-b"} 4' in text
+
         async def worker_lost() -> list[dict[str, Any]]:
             r = await http.get("/api/incidents", params={"kind": "offline"})
             return [i for i in r.json() if "box-a" in i["title"]]
@@ -243,3 +257,49 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         assert owner is not None and owner.decode().startswith("box-b:")
     fence = {cid: int(r.get(f"pantau:fence:{cid}") or 0) for cid in CAMERAS}
     assert fence["cam-4"] == 1 and all(fence[c] == 2 for c in on_a), fence
+
+
+async def test_capacity_and_a_paused_worker_that_comes_back(
+    fleet: tuple[Fleet, RedisServer],
+) -> None:
+    """--capacity 1 never holds two cameras; SIGSTOP past the lease TTL then SIGCONT: the
+    worker does not resume its camera (it stops it at once), another box runs it, and no
+    camera ever has two running owners."""
+    f, redis = fleet
+    f.worker("box-a", "--capacity", "1")
+    f.worker("box-b")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{f.web_port}", timeout=10) as http:
+        await login(http, f)
+
+        async def all_running() -> dict[str, str] | None:
+            held = holders(await list_workers(http))
+            return held if len(held) == 4 else None
+
+        held = await poll("all four cameras running", all_running, 120, f)
+        assert list(held.values()).count("box-a") == 1 and held["cam-4"] == "box-b", held
+        paused = next(c for c, w in held.items() if w == "box-a")
+
+        f.procs["box-a"].send_signal(signal.SIGSTOP)
+
+        async def taken_over() -> bool:
+            return holders(await list_workers(http)).get(paused) == "box-b"
+
+        await poll(f"{paused} taken over by box-b", taken_over, 30, f)
+        f.procs["box-a"].send_signal(signal.SIGCONT)
+        seen_a: list[int] = []
+        for _ in range(20):  # 5 s after it wakes: it must not run the camera again
+            for w in await list_workers(http):
+                if w["name"] == "box-a" and w["state"] == "running":
+                    seen_a.append(len(w["cameras"]))
+                    running = [c["camera_id"] for c in w["cameras"]]
+                    assert paused not in running or w["cameras"] == [], w
+            await asyncio.sleep(0.25)
+        assert seen_a and seen_a[-1] == 0, seen_a
+        final = holders(await list_workers(http))
+        assert final.get(paused) == "box-b" and len(final) == 4, final
+    log = (f.tmp / "box-a.log").read_text(errors="replace")
+    assert f"camera={paused} lease lost" in log
+    import redis as sync_redis
+
+    owner = sync_redis.Redis.from_url(redis.url).get(f"pantau:lease:{paused}")
+    assert owner is not None and owner.decode() == "box-b:2"

@@ -140,6 +140,27 @@ async def test_video_loss_incident_and_inhibition() -> None:
     assert published[-1].phase == ObservationPhase.CLOSED and not health.inhibited
 
 
+async def test_video_loss_on_a_camera_without_rules() -> None:
+    """A camera with no tamper rule (no rules at all) still raises video loss, after the
+    default 15 s, and the observation carries the rule key a takeover continues it by."""
+    published: list[Observation] = []
+
+    async def publish(event: Observation) -> None:
+        published.append(event)
+
+    engine_health = CameraHealthIncidents("cam-2", "Pasar", None, None, None, publish)
+    t0 = datetime(2026, 11, 23, tzinfo=UTC)
+    for t in range(0, 20):
+        st = CameraStatus(camera_id="cam-2", state=CameraState.OFFLINE, url_masked="rtsp://h/y",
+                          at=t0 + timedelta(seconds=t), error="connection refused")  # fmt: skip
+        await engine_health.on_health(st, float(t))
+        if t < 15:
+            assert published == [], t
+    assert [(o.phase, o.kind, o.rule) for o in published] == [
+        (ObservationPhase.OPENED, IncidentKind.OFFLINE, "offline")
+    ]
+
+
 HEALTHY_CLIPS = [
     "pets2009_vtest_480x360_tiodh.mp4", "overhead_crowd_lamminhthien.avi",
     "traffic_street_cKuhn517_MIT.mp4", "flood_indoor_cctv_MiyanoShiho21.mp4",

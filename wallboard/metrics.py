@@ -70,6 +70,19 @@ def render(
                 for cls, n in counts.items():
                     out.add("pantau_zone_objects", "gauge", "objects in a zone now",
                             float(n), camera=cam, zone=zone, cls=cls)  # fmt: skip
+    workers = health.get("workers")
+    for w in workers if isinstance(workers, list) else []:
+        if not isinstance(w, dict):
+            continue
+        name = w.get("name", "?")
+        out.add("pantau_worker_up", "gauge", "1 while the worker's heartbeat is alive",
+                1.0 if w.get("state") == "running" else 0.0, worker=name)  # fmt: skip
+        out.add("pantau_worker_cameras", "gauge", "cameras the worker holds",
+                float(len(w.get("cameras") or [])), worker=name)  # fmt: skip
+        out.add("pantau_worker_detector_fps", "gauge", "images analysed per second",
+                float(w.get("detector_fps", 0)), worker=name)  # fmt: skip
+        out.add("pantau_worker_cpu_percent", "gauge", "CPU of the worker process (% of a core)",
+                float(w.get("cpu_percent", 0)), worker=name)  # fmt: skip
     by_kind = Counter((str(i.kind), str(i.state)) for i in open_incidents)
     # Declared even when there is none, so dashboards see the series exists.
     out.declare("pantau_incidents_open", "gauge", "incidents not yet closed, by kind and state")
