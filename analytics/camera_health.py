@@ -60,9 +60,6 @@ class CameraHealthIncidents:
     def inhibited(self) -> bool:
         return bool(self._open)
 
-    def open_observations(self) -> list[Observation]:
-        return list(self._open.values())
-
     def resume(self, obs: Observation, now_mono: float) -> bool:
         """Continue another box's open tamper observation under its id (see
         CameraAnalytics.resume). Video loss is not taken over: the new owner's own frames

@@ -274,11 +274,6 @@ class CameraAnalytics:
         current.last_update_mono = frame.captured_mono
         await self._publish(obs)
 
-    def open_observations(self) -> list[Observation]:
-        """What this camera's rules hold open now (zone rules and camera health)."""
-        found = [o.observation for o in self._open.values()]
-        return found + (self.health.open_observations() if self.health else [])
-
     def resume(self, observations: list[Observation], now_mono: float) -> int:
         """Take over observations another box held open for this camera (failover): each rule
         starts open under the same id, so the condition continues as the same observation when

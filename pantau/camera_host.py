@@ -215,13 +215,6 @@ class CameraHost:
     def statuses(self) -> dict[str, CameraStatus]:
         return {cid: r.worker.status() for cid, r in self.running.items()}
 
-    def tokens(self) -> dict[str, int | None]:
-        return {cid: r.token for cid, r in self.running.items()}
-
-    def open_observations(self, camera_id: str) -> list[Observation]:
-        run = self.running.get(camera_id)
-        return run.analytics.open_observations() if run else []
-
     def detector_health(self) -> dict[str, object]:
         stats = self.detector.stats
         return {

@@ -64,12 +64,6 @@ class Registry:
             found.append(status)
         return found
 
-    async def forget(self, name: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(WORKERS, name)
-            pipe.delete(ALIVE.format(name), LAST.format(name))
-            await pipe.execute()
-
     async def media_secret(self) -> bytes:
         """One random key for the site, made by whichever box asks first (SET NX)."""
         await self.redis.set(MEDIA_SECRET, secrets.token_hex(32), nx=True)

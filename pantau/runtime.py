@@ -110,10 +110,6 @@ class Runtime:
         )
         self.walls = WallDirector(self.config.walls, self.hub)
 
-    @property
-    def detector(self) -> object:
-        return self.host.detector if self.host else None
-
     # ---- wiring helpers ------------------------------------------------------------------
     async def _open_incidents(self) -> list[Incident]:
         """For a page that (re)connects: every open incident plus the latest closed ones."""
