@@ -304,10 +304,9 @@ class CameraAnalytics:
         try:
             data = await asyncio.to_thread(_snapshot_jpeg, frame, members)
             await self._snapshots(name, data)
-        except OSError:
-            log.exception(
-                "camera=%s observation=%s snapshot not written", self.place.camera_id, obs.id
-            )
+        except OSError as exc:  # a full disk, Redis away: the observation goes on without it
+            log.warning("camera=%s observation=%s snapshot not written: %s",
+                        self.place.camera_id, obs.id, exc)  # fmt: skip
             return obs
         return obs.model_copy(update={"snapshot_ref": name})
 

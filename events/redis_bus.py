@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -32,6 +33,24 @@ log = logging.getLogger(__name__)
 
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError)
 _FIELD = b"e"
+
+
+async def retrying(
+    what: str, call: Any, for_s: float = 60.0, given_up: Callable[[], bool] = lambda: False
+) -> Any:
+    """Run `call()` until Redis answers or `for_s` is up: a Redis restart is a pause, not an
+    error, for whoever must not lose what it is doing (the bus, the desk's fence checks)."""
+    deadline = time.monotonic() + for_s
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except _TRANSIENT as exc:
+            if given_up() or time.monotonic() > deadline:
+                raise
+            log.warning("redis %s failed (%s), retrying in %.2fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 class RedisStreamBus:
@@ -63,17 +82,7 @@ class RedisStreamBus:
 
     async def retrying(self, what: str, call: Any) -> Any:
         """Run `call()` until Redis answers (a restart is a pause, not an error) or time is up."""
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except _TRANSIENT as exc:
-                if self._closed or time.monotonic() > deadline:
-                    raise
-                log.warning("redis %s failed (%s), retrying in %.2fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return await retrying(what, call, self.retry_for_s, lambda: self._closed)
 
     async def publish(self, event: AnyEvent) -> None:
         if self._closed:

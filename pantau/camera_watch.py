@@ -8,6 +8,9 @@ observations like any camera would (worker "server", no lease token):
 - a worker whose heartbeat stopped while it held cameras: "worker lost" (kind offline, routed
   like camera faults), closed when it is back or all its cameras run elsewhere.
 It also feeds the wall's smart streaming (which cameras move) and frame rates from heartbeats.
+
+Nothing is judged for one heartbeat TTL after the server starts or Redis comes back: while
+Redis was away no worker could renew its heartbeat, so every one would read as lost.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import redis.asyncio as aioredis
 
 from events.model import (
     IncidentKind,
@@ -64,6 +69,7 @@ class CameraWatch:
         self._unheld: dict[str, _Down] = {}
         self._lost: dict[str, Observation] = {}
         self.workers: list[WorkerStatus] = []
+        self._judge_from: float | None = None  # monotonic; None: Redis was not reachable
 
     def grace_s(self, camera: Camera) -> float:
         """How long a camera may have no owner before it is video loss: a failover's time
@@ -75,12 +81,18 @@ class CameraWatch:
         while True:
             try:
                 await self.tick(time.monotonic())
+            except (OSError, aioredis.RedisError) as exc:
+                self._judge_from = None
+                log.warning("fleet watch round failed, Redis not reachable: %s", exc)
             except Exception:
                 log.exception("fleet watch round failed")
             await asyncio.sleep(self.fleet.heartbeat_s)
 
     async def tick(self, now: float) -> None:
         self.workers = await self.registry.all()
+        if self._judge_from is None:
+            self._judge_from = now + self.registry.ttl_ms / 1000
+        judge = now >= self._judge_from
         alive = {w.name: w for w in self.workers if w.state == WorkerState.RUNNING}
         owners = await self.leases.owners(self.cameras)
         running = {
@@ -90,15 +102,15 @@ class CameraWatch:
             and any(c.camera_id == cid for c in alive[owner.worker].cameras)
         }  # fmt: skip
         for cid, cam in self.cameras.items():
-            await self._camera(cam, cid in running, now)
+            await self._camera(cam, cid in running, now, judge)
         for worker in self.workers:
-            await self._worker(worker, running)
+            await self._worker(worker, running, judge)
         if self.hub is not None:
             cams = [c for w in alive.values() for c in w.cameras]
             self.hub.set_activity({c.camera_id for c in cams if c.active})
             self.hub.send_rates({c.camera_id: c.input_fps for c in cams})
 
-    async def _camera(self, cam: Camera, running: bool, now: float) -> None:
+    async def _camera(self, cam: Camera, running: bool, now: float, judge: bool) -> None:
         down = self._unheld.get(cam.id)
         if running:
             if down is not None:
@@ -108,7 +120,7 @@ class CameraWatch:
             return
         if down is None:
             self._unheld[cam.id] = down = _Down(now)
-        if down.observation is None and now - down.since >= self.grace_s(cam):
+        if judge and down.observation is None and now - down.since >= self.grace_s(cam):
             at = utcnow()
             down.observation = Observation(
                 phase=ObservationPhase.OPENED, camera_id=cam.id, rule="unheld",
@@ -116,23 +128,23 @@ class CameraWatch:
                 title=f"Kamera {cam.name} tidak mengirim gambar: tidak ada worker yang "
                 "menjalankannya",
                 kecamatan=cam.kecamatan, desa=cam.desa, started_at=at, at=at,
-                cause="tidak ada worker", worker=SERVER,
+                cause="no_worker", worker=SERVER,
             )  # fmt: skip
             log.warning("camera=%s runs on no worker: video loss", cam.id)
             await self._publish(ObservationEvent(observation=down.observation))
 
-    async def _worker(self, worker: WorkerStatus, running: set[str]) -> None:
+    async def _worker(self, worker: WorkerStatus, running: set[str], judge: bool) -> None:
         open_obs = self._lost.get(worker.name)
         held = {c.camera_id for c in worker.cameras}
         lost = worker.state == WorkerState.LOST and bool(held - running)
-        if lost and open_obs is None:
+        if lost and open_obs is None and judge:
             at = utcnow()
             obs = Observation(
                 phase=ObservationPhase.OPENED, camera_id=None, rule=f"worker:{worker.name}",
                 kind=IncidentKind.OFFLINE, severity=Severity.HIGH,
-                title=f"Worker {worker.name} hilang ({len(held)} kamera)",
+                title=f"Worker {worker.name} ({worker.host}) hilang: {len(held)} kamera",
                 started_at=worker.at, at=at, current_count=len(held),
-                cause=f"tidak ada heartbeat dari {worker.host}", worker=SERVER,
+                cause="worker_lost", worker=SERVER,
             )  # fmt: skip
             self._lost[worker.name] = obs
             log.warning("worker=%s lost with %d cameras", worker.name, len(held))

@@ -91,7 +91,7 @@ class Runtime:
         if self.role == "server":
             self.fleet = ServerFleet(self.config, self.bus, self.snapshot_dir)
             self.feed = DeskFeed(self.desk, self.bus, self.fleet.fetch_snapshot)
-            self.desk.fence = self.fleet.leases.fence
+            self.desk.fence = self.fleet.fence
         self.dispatcher = Dispatcher(
             self.store,
             self.bus.publish,

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from events.bus import Bus
 from events.model import Observation, ObservationEvent, WorkerStatus
+from events.redis_bus import retrying
 from pantau.camera_watch import CameraWatch
 from pantau.config import PantauConfig
 from pantau.fleet import Registry
@@ -20,6 +21,7 @@ from pantau.leases import CameraLeases
 from pantau.media_proxy import RemoteMedia
 from pantau.worker_role import SNAPSHOT
 from wallboard.hub import Hub
+from wallboard.webrtc import LiveError
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +64,25 @@ class ServerFleet:
             await self._media.close()
         await self.redis.aclose()
 
+    async def fence(self, camera_id: str) -> int | None:
+        """The desk's fence check waits out a Redis restart: an observation that the desk
+        dropped for a failed GET would be an accepted event lost."""
+        return await retrying(f"GET fence {camera_id}", lambda: self.leases.fence(camera_id))  # type: ignore[no-any-return]
+
     async def workers(self) -> list[WorkerStatus]:
-        return await self.registry.all()
+        try:
+            return await self.registry.all()
+        except (OSError, aioredis.RedisError) as exc:
+            why = f"Redis is not reachable, the workers' state is unknown: {exc}"
+            raise LiveError(503, why) from exc
 
     async def fetch_snapshot(self, obs: Observation) -> None:
         """Before the desk takes an observation: its snapshot into the server's folder."""
         name = obs.snapshot_ref
         if not name or "/" in name or (self.snapshot_dir / name).is_file():
             return
-        data = await self.redis.get(SNAPSHOT.format(name))
+        key = SNAPSHOT.format(name)
+        data = await retrying(f"GET {key}", lambda: self.redis.get(key))
         if data is None:
             log.warning("camera=%s observation=%s snapshot %s not in Redis",
                         obs.camera_id, obs.id, name)  # fmt: skip

@@ -175,11 +175,22 @@ class WorkerRuntime:
     # ---- what this worker tells the others -----------------------------------------------
     async def _remember(self, obs: Observation) -> None:
         held = self.held.get(obs.camera_id or "")
-        if held is not None:
+        if held is None:
+            return
+        # Best effort: the handover copy only lets a next owner continue the observation.
+        # Redis being away must not cost the observation itself, which the bus publish then
+        # retries (an un-kept copy at worst makes a next owner resume an older state of it).
+        try:
             await self.leases.remember(obs, held.token)
+        except (OSError, aioredis.RedisError) as exc:
+            log.warning("camera=%s observation=%s not kept for handover: %s",
+                        obs.camera_id, obs.id, exc)  # fmt: skip
 
     async def _snapshot(self, name: str, data: bytes) -> None:
-        await self.redis.set(SNAPSHOT.format(name), data, ex=SNAPSHOT_KEEP_S)
+        try:
+            await self.redis.set(SNAPSHOT.format(name), data, ex=SNAPSHOT_KEEP_S)
+        except aioredis.RedisError as exc:  # the observation goes on without its picture
+            raise OSError(f"snapshot not copied to Redis: {exc}") from exc
 
     def status(self) -> WorkerStatus:
         now = time.monotonic()

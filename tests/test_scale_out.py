@@ -6,7 +6,9 @@ redis-server with AOF and four loopback RTSP cameras.
   server's API, frames proxied from the new owner), and a crowd incident that was open stays
   one incident, routed once;
 - the lost worker shows as lost on /api/workers, with a "worker lost" incident;
-- no camera has two owners at any instant (every lease token is held by one worker).
+- no camera has two owners at any instant (every lease token is held by one worker);
+- the wall in Chromium shows all four tiles and both workers before, and all four tiles again,
+  now from the surviving worker, after.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ storage: {{data_dir: {data_dir}}}
 bus: {bus}
 detector: {{model: {model}}}
 fleet: {{lease_ttl_s: 6, claim_interval_s: 1, heartbeat_s: 1}}
+ui: {{idle_refresh_s: 2}}
 cameras:
 {cameras}
 opds:
@@ -170,8 +173,42 @@ def holders(workers: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
+# Every tile shows its camera: a still or MJPEG that loaded, or WebRTC video that plays. With
+# `since`, only pictures that arrived after the mark count (window.__fresh, set by WATCH_FRESH).
+TILES_SHOWING = """(since) => {
+  const tiles = [...document.querySelectorAll('.grid .tile')];
+  if (tiles.length !== 4) return false;
+  return tiles.every((t) => {
+    if (t.classList.contains('down')) return false;
+    if (since && !(window.__fresh || new Set()).has(t.dataset.camera)) return false;
+    const v = t.querySelector('video'), img = t.querySelector('img');
+    if (t.dataset.mode === 'webrtc') return !v.paused && v.currentTime > 0.5 && v.videoWidth > 0;
+    return img.complete && img.naturalWidth > 0 && !img.hidden;
+  });
+}"""
+WATCH_FRESH = """() => {
+  window.__fresh = new Set();
+  for (const t of document.querySelectorAll('.grid .tile')) {
+    const id = t.dataset.camera, v = t.querySelector('video');
+    t.querySelector('img').addEventListener('load', () => window.__fresh.add(id));
+    v.addEventListener('timeupdate', () => { if (v.currentTime > 0.5) window.__fresh.add(id); });
+  }
+}"""
+
+
+async def open_wall(browser: Any, f: Fleet) -> Any:
+    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+    await page.goto(f"http://127.0.0.1:{f.web_port}/")
+    await page.wait_for_selector("dialog#login[open]")
+    await page.fill("#login-user", "admin")
+    await page.fill("#login-pass", PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    return page
+
+
 async def test_cameras_split_fail_over_and_stay_one_incident(
-    fleet: tuple[Fleet, RedisServer],
+    fleet: tuple[Fleet, RedisServer], browser: Any, tmp_path: Path
 ) -> None:
     f, redis = fleet
     f.worker("box-a")
@@ -190,6 +227,19 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         assert set(held.values()) == {"box-a", "box-b"}, held  # split across the workers
         assert held["cam-4"] == "box-b"  # pinned
         on_a = [c for c, w in held.items() if w == "box-a"]
+
+        # The wall: all four tiles show their camera, whichever box holds it; the workers panel
+        # lists both boxes with what they hold.
+        page = await open_wall(browser, f)
+        await page.wait_for_function(TILES_SHOWING, arg=False, timeout=40000)
+        for name in ("box-a", "box-b"):
+            await page.wait_for_selector(
+                f"#workers li[data-worker='{name}'][data-state='running']", timeout=10000
+            )
+        panel = await page.inner_text("#workers")
+        assert "box-a" in panel and "box-b" in panel and "kamera" in panel, panel
+        await page.screenshot(path=str(tmp_path / "wall-before.png"))
+        await page.evaluate(WATCH_FRESH)
 
         # Every camera's still comes through the server, from whichever worker holds it.
         for cid in CAMERAS:
@@ -214,6 +264,14 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         await poll("box-a's cameras on box-b", moved, 30, f)
         failover_s = time.monotonic() - killed
         assert failover_s < 15, f"failover took {failover_s:.1f} s"
+
+        # The wall follows: every tile shows new pictures (now from box-b, the focus tile's
+        # WebRTC too), and the panel shows box-a lost and box-b holding all four cameras.
+        await page.wait_for_function(TILES_SHOWING, arg=True, timeout=40000)
+        await page.wait_for_selector("#workers li[data-worker='box-a'][data-state='lost']")
+        await page.wait_for_selector("#workers li[data-worker='box-b'][data-cameras='4']")
+        await page.screenshot(path=str(tmp_path / "wall-after.png"))
+        await page.close()
 
         # The crowd goes on: the same incident, one source (the observation box-b took over),
         # routed once; no second incident for that camera.
@@ -303,3 +361,116 @@ async def test_capacity_and_a_paused_worker_that_comes_back(
 
     owner = sync_redis.Redis.from_url(redis.url).get(f"pantau:lease:{paused}")
     assert owner is not None and owner.decode() == "box-b:2"
+
+
+def fences(redis: RedisServer) -> dict[str, tuple[str, int]]:
+    """camera -> (its lease's holder "worker:token", its fencing token) as Redis has them."""
+    import redis as sync_redis
+
+    r = sync_redis.Redis.from_url(redis.url, decode_responses=True)
+    return {
+        cid: (str(r.get(f"pantau:lease:{cid}")), int(r.get(f"pantau:fence:{cid}") or 0))
+        for cid in CAMERAS
+    }
+
+
+async def test_redis_restart_loses_no_accepted_event_and_starts_no_lease_storm(
+    fleet: tuple[Fleet, RedisServer],
+) -> None:
+    """redis-server restarted under a running fleet (AOF, same port): OPD alerts are posted
+    all along; every one answered 2xx is stored with its incident afterwards. A short restart
+    (under the lease TTL) moves no camera: same holders, same tokens. An outage past the TTL
+    stops the cameras (their owners can no longer prove the lease) and each is claimed again
+    exactly once when Redis is back: one new token per camera, not a storm."""
+    f, redis = fleet
+    f.worker("box-a")
+    f.worker("box-b")
+    made = subprocess.run(
+        [sys.executable, "-m", "pantau.cli", "apikey", "--config", str(f.config),
+         "create", "satpol-pp", "--label", "test"],
+        cwd=REPO, env=f.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    key = made.stdout.splitlines()[1].strip()
+    base = f"http://127.0.0.1:{f.web_port}"
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as http,
+        httpx.AsyncClient(base_url=base, timeout=120, headers={"X-API-Key": key}) as opd,
+    ):
+        await login(http, f)
+
+        async def all_running() -> dict[str, str] | None:
+            held = holders(await list_workers(http))
+            return held if len(held) == 4 else None
+
+        held = await poll("all four cameras running", all_running, 120, f)
+        accepted: list[dict[str, Any]] = []
+        refused: list[str] = []
+        sending = True
+
+        async def post(n: int) -> None:
+            alert = {"id": f"restart-{n}", "source": "opd", "kind": "fire", "severity": "high",
+                     "title": f"Laporan kebakaran {n}", "kecamatan": "Kota"}  # fmt: skip
+            try:
+                r = await opd.post("/api/alerts", json=alert)
+            except httpx.HTTPError as exc:
+                refused.append(f"{n}: {exc!r}")
+                return
+            if r.status_code in (200, 201):
+                accepted.append(r.json())
+            else:
+                refused.append(f"{n}: {r.status_code} {r.text[:200]}")
+
+        async def sender() -> None:
+            n, posts = 0, []
+            while sending:
+                posts.append(asyncio.create_task(post(n)))
+                n += 1
+                await asyncio.sleep(0.3)
+            await asyncio.gather(*posts)
+
+        sending_task = asyncio.create_task(sender())
+        await asyncio.sleep(2)
+
+        # A restart shorter than the lease TTL: nothing moves.
+        before = fences(redis)
+        redis.stop()
+        await asyncio.sleep(2)
+        during = await http.get("/api/incidents")  # the wall keeps serving what is stored
+        assert during.status_code == 200
+        redis.start()
+        await asyncio.sleep(6)
+        assert fences(redis) == before
+        assert holders(await list_workers(http)) == held
+
+        # Down past the TTL: each camera stops, then is claimed again once.
+        redis.stop()
+        await asyncio.sleep(9)
+        redis.start()
+        again = await poll("all four cameras running again", all_running, 30, f)
+        assert again["cam-4"] == "box-b"  # still only on its pinned box
+        await asyncio.sleep(3)
+        after = fences(redis)
+        assert {c: after[c][1] - before[c][1] for c in CAMERAS} == dict.fromkeys(CAMERAS, 1), (
+            before,
+            after,
+        )
+        assert {c: after[c][0].split(":")[0] for c in CAMERAS} == again
+
+        sending = False
+        await sending_task
+        assert accepted, refused
+        listed = (await http.get("/api/alerts", params={"limit": 1000})).json()
+        stored = {a["id"]: a for a in listed}
+        for receipt in accepted:
+            assert receipt["alert_id"] in stored, receipt
+            r = await http.get(f"/api/incidents/{receipt['incident_id']}")
+            assert r.status_code == 200, receipt
+        # Posts either got an answer or failed on their own (none here: the desk waited for
+        # Redis, it did not drop them).
+        assert not refused, refused
+        # Redis away is not a fleet failure: no worker "lost", no camera on no worker.
+        offline = (await http.get("/api/incidents", params={"kind": "offline"})).json()
+        assert offline == [], offline
+    logs = "\n".join((f.tmp / f"{w}.log").read_text(errors="replace") for w in ("box-a", "box-b"))
+    assert "lease lost" in logs  # the long outage stopped cameras...
+    assert "Traceback" not in logs  # ...cleanly

@@ -23,6 +23,7 @@ const state = {
   me: null,                // {username, role, display_name, opd_id, can: [actions]}
   filter: { kind: "", state: "", kecamatan: "", opd: "" },
   scores: [],              // this week's OPD response scoreboard rows
+  workers: [],             // the worker boxes of a scaled-out site (none: one process)
   wall: null,
   layout: "2x2",           // of the view the wall shows now (its own, or a preset)
   view: null,              // {wall, preset, by, at} from the hub
@@ -173,7 +174,8 @@ function renderTimeline() {
   $("#open-count").textContent = String(open);
   if (!items.length) list.append(el("li", { class: "empty" }, t("no_incidents")));
   for (const inc of items.slice(0, 100)) {
-    const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || "" };
+    // Not of a camera (a worker box lost, a citizen's report): its title says what it is.
+    const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.title || "" };
     const count = inc.kind === "crowd" && inc.current_count != null
       ? `${inc.active ? inc.current_count : inc.peak_count} ${t("people")}`
       : (inc.level ? tk("level", inc.level) : (inc.cause ? tk("cause", inc.cause) : ""));
@@ -274,10 +276,48 @@ function renderHealth() {
     const what = fault ? (fault.cause ? tk("cause", fault.cause) : tk("kind", fault.kind))
       : choppy ? `${t("choppy")} · ${fps.toFixed(1)} fps`
       : st === "online" && fps ? `${tk("camera_state", st)} · ${fps.toFixed(0)} fps` : tk("camera_state", st);
+    const where = h && h.worker && state.workers.length ? ` · ${t("on_worker")} ${h.worker}` : "";
     list.append(el("li", { class: cls, dataset: { camera: cam.id, fault: fault ? fault.kind : choppy ? "choppy" : "" } },
       el("span", { class: "dot" }), el("span", { class: "name" }, cam.name),
-      el("span", { class: "st" }, what)));
+      el("span", { class: "st" }, what + where)));
   }
+}
+
+function ago(iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  return `${fmtDuration(s)} ${t("ago")}`;
+}
+
+// The worker boxes (scaled out): what each holds and how it is doing. A lost box is red and
+// first: its cameras are being taken over, and a "worker lost" incident is open for it.
+function renderWorkers() {
+  const list = $("#workers");
+  const shown = state.workers.length > 0;
+  list.hidden = !shown;
+  $("#workers-title").hidden = !shown;
+  const order = { lost: 0, running: 1, stopped: 2 };
+  const sorted = [...state.workers].sort((a, b) => (order[a.state] - order[b.state]) || a.name.localeCompare(b.name));
+  list.replaceChildren(...sorted.map((w) => {
+    const cls = w.state === "running" ? "cam-online" : w.state === "lost" ? "cam-offline" : "cam-stopped";
+    const held = w.cameras.length + (w.capacity ? `/${w.capacity}` : "");
+    const facts = w.state === "running"
+      ? `${held} ${t("n_cameras")} · ${w.detector_fps.toFixed(1)} ${t("detect_fps")} · CPU ${w.cpu_percent.toFixed(0)}%`
+      : `${tk("worker_state", w.state)} · ${ago(w.at)}`;
+    const names = w.cameras.map((c) => (state.cameras.get(c.camera_id) || { name: c.camera_id }).name);
+    return el("li", { class: cls, dataset: { worker: w.name, state: w.state, cameras: String(w.cameras.length) },
+      title: `${w.host} · pid ${w.pid} · ${ago(w.at)}\n${names.join(", ")}` },
+      el("span", { class: "dot" }), el("span", { class: "name" }, w.name),
+      el("span", { class: "st" }, facts));
+  }));
+}
+
+// One process has no workers (an empty list): ask once. Scaled out, keep the panel fresh at
+// the workers' heartbeat pace; it is staff-only (403 for OPD users: no panel).
+async function loadWorkers() {
+  if (!state.me || state.me.role === "opd") return;
+  state.workers = await getJson("/api/workers", state.workers);  // Redis away: keep the last
+  renderWorkers();
+  if (state.workers.length) setTimeout(loadWorkers, 3000);
 }
 
 // The kecamatan schematic: one tile per kecamatan with its open incidents (coloured by the
@@ -311,7 +351,7 @@ function renderMap() {
 }
 
 function renderAll() {
-  renderGrid(); renderTimeline(); renderMap(); renderHealth(); renderDead(); renderScores();
+  renderGrid(); renderTimeline(); renderMap(); renderHealth(); renderDead(); renderScores(); renderWorkers();
 }
 
 async function getJson(url, fallback) {
@@ -532,7 +572,7 @@ function handle(msg) {
   if (msg.type === "wall.view") { applyView(msg); renderAll(); return; }
   const ev = msg.event;
   if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
-  else if (msg.type === "camera.status") state.health.set(ev.status.camera_id, ev.status);
+  else if (msg.type === "camera.status") cameraStatus(ev.status);
   else if (msg.type === "clip.ready") state.clips.set(ev.clip.incident_id, ev.clip);
   else if (msg.type === "incident.action" && ["acknowledge", "start", "resolve", "routed"].includes(ev.action.kind)) {
     clearTimeout(state.scoreTimer);
@@ -545,6 +585,16 @@ function handle(msg) {
     : ev.delivery ? ev.delivery.incident_id : null);
   if (about && about === state.detailId && $("#detail").open) showDetail(about);
   renderAll();
+}
+
+// Scaled out, a camera that moved to another worker comes from that worker now: its tile
+// drops the stream of the old box (a WebRTC peer of a dead box would only fail after ~30 s).
+function cameraStatus(status) {
+  const before = state.health.get(status.camera_id);
+  state.health.set(status.camera_id, status);
+  if (before && before.lease_token !== status.lease_token && status.state === "online") {
+    state.streams.get(status.camera_id)?.restart();
+  }
 }
 
 async function loadDead() {
@@ -642,6 +692,7 @@ async function boot() {
     select.addEventListener("change", () => { state.filter[select.name] = select.value; renderTimeline(); });
   }
   loadScores(); setInterval(loadScores, 60000);
+  loadWorkers();
   applyLanguage();
   tick(); setInterval(tick, 1000);
   setInterval(updateStreams, 5000);  // ends the live hold of tiles that went quiet

@@ -7,6 +7,7 @@
 const LIVE_TIMEOUT_MS = 10000;   // offer -> first picture; slower than this: use MJPEG
 const RETRY_WEBRTC_MS = 30000;   // after a failure, try WebRTC again this much later
 const HOLD_LIVE_MS = 20000;      // a tile that went quiet stays live this long (no flapping)
+const DISCONNECTED_MS = 5000;    // a peer connection "disconnected" this long has failed
 
 function gathered(pc, ms) {
   // Non-trickle: the server answers one offer that already holds every candidate.
@@ -45,6 +46,16 @@ export class TileStream {
     if (mode === "live") this.goLive();
     else if (mode === "idle") this.goIdle();
     else this.stopAll();
+  }
+
+  // The camera's source changed (another worker holds it now): start this mode over.
+  restart() {
+    const mode = this.mode;
+    this.closePc();
+    this.retryAt = 0;
+    this.mode = "off";
+    if (mode === "live" && this.tile.dataset.mode === "mjpeg") this.setImg("");
+    this.want(mode);
   }
 
   canTryWebrtc() {
@@ -131,6 +142,11 @@ export class TileStream {
       pc.addEventListener("track", (e) => { this.video.srcObject = new MediaStream([e.track]); });
       pc.addEventListener("connectionstatechange", () => {
         if (pc.connectionState === "failed") fail(false);
+        // "disconnected" turns "failed" only after ~30 s of ICE consent checks: the box that
+        // sent the video is gone or cut off, so show MJPEG (or stills) well before that.
+        if (pc.connectionState === "disconnected") {
+          setTimeout(() => { if (pc.connectionState === "disconnected") fail(false); }, DISCONNECTED_MS);
+        }
       });
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc, 2000);
