@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 from collections import deque
 from typing import Protocol
 
@@ -64,7 +65,8 @@ class _Group:
         self.types = types
         self.queue: deque[AnyEvent] = deque()
         self.members: set[MemorySubscription] = set()
-        self.full_warned = False
+        self.full_warned_at = -1e9  # monotonic; a sustained backlog warns once a minute
+        self.full_waits = 0
 
 
 class MemorySubscription:
@@ -125,9 +127,11 @@ class MemoryBus:
                 if group.types is not None and event.type not in group.types:
                     continue
                 if len(group.queue) >= self._queue_size:
-                    if not group.full_warned:
-                        log.warning("group=%s queue full, publisher waits", group.name)
-                        group.full_warned = True
+                    group.full_waits += 1
+                    if time.monotonic() - group.full_warned_at >= 60:
+                        log.warning("group=%s queue full, publisher waits (%d times)",
+                                    group.name, group.full_waits)  # fmt: skip
+                        group.full_warned_at = time.monotonic()
                     await self._cond.wait_for(
                         lambda g=group: (
                             len(g.queue) < self._queue_size  # type: ignore[misc]
@@ -135,7 +139,6 @@ class MemoryBus:
                             or self._closed
                         )
                     )
-                    group.full_warned = False
                 # A group nobody reads keeps its backlog for a consumer that comes back, but
                 # takes no new events: in-process, waiting for it would stall every publisher.
                 if group.members:

@@ -14,7 +14,6 @@ redis-server with AOF and four loopback RTSP cameras.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -26,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
+from pantau.local_fleet import REPO, LocalFleet
 from pantau.redis_server import RedisServer, free_port
 from pantau.rtsp_server import RtspTestServer
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "scale-out-test-1"
 
 CONFIG = """\
@@ -63,41 +62,7 @@ CAMERA = """\
 """
 CAMERAS = ["cam-1", "cam-2", "cam-3", "cam-4"]
 PINNED = {"cam-4": "box-b"}
-
-
-class Fleet:
-    def __init__(self, tmp: Path, config: Path, web_port: int) -> None:
-        self.tmp, self.config, self.web_port = tmp, config, web_port
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {**os.environ, "PANTAU_ADMIN_PASSWORD": PASSWORD, "YOLO_OFFLINE": "1"}
-
-    def spawn(self, name: str, *args: str) -> None:
-        log = open(self.tmp / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "pantau.cli", *args, str(self.config)],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def worker(self, name: str, *extra: str) -> None:
-        listen = f"127.0.0.1:{free_port()}"
-        self.spawn(name, "worker", "--name", name, "--media-listen", listen, *extra)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-            for p in sorted(self.tmp.glob("*.log"))
-        )
+BOXES = ("box-a", "box-b")
 
 
 @pytest.fixture
@@ -106,7 +71,7 @@ def fleet(
     model_path: Path,
     people_clip: Path,
     rtsp_server: Callable[..., RtspTestServer],
-) -> Iterator[tuple[Fleet, RedisServer]]:
+) -> Iterator[tuple[LocalFleet, RedisServer]]:
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     rtsp = rtsp_server({cid: people_clip for cid in CAMERAS})
@@ -125,8 +90,8 @@ def fleet(
             cameras=cameras,
         )
     )
-    f = Fleet(tmp_path, config, web_port)
-    f.spawn("server", "server")
+    f = LocalFleet(tmp_path, config, web_port, {"PANTAU_ADMIN_PASSWORD": PASSWORD})
+    f.server()
     try:
         yield f, redis
     finally:
@@ -134,7 +99,7 @@ def fleet(
         redis.stop()
 
 
-async def poll(what: str, check: Callable[[], Any], timeout: float, fleet: Fleet) -> Any:
+async def poll(what: str, check: Callable[[], Any], timeout: float, fleet: LocalFleet) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -147,7 +112,7 @@ async def poll(what: str, check: Callable[[], Any], timeout: float, fleet: Fleet
     pytest.fail(f"{what}: not within {timeout} s\n{fleet.logs()}")
 
 
-async def login(http: httpx.AsyncClient, f: Fleet) -> None:
+async def login(http: httpx.AsyncClient, f: LocalFleet) -> None:
     async def attempt() -> str | None:
         r = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
         return r.json()["token"] if r.status_code == 200 else None
@@ -196,7 +161,7 @@ WATCH_FRESH = """() => {
 }"""
 
 
-async def open_wall(browser: Any, f: Fleet) -> Any:
+async def open_wall(browser: Any, f: LocalFleet) -> Any:
     page = await browser.new_page(viewport={"width": 1920, "height": 1080})
     await page.goto(f"http://127.0.0.1:{f.web_port}/")
     await page.wait_for_selector("dialog#login[open]")
@@ -208,7 +173,7 @@ async def open_wall(browser: Any, f: Fleet) -> Any:
 
 
 async def test_cameras_split_fail_over_and_stay_one_incident(
-    fleet: tuple[Fleet, RedisServer], browser: Any, tmp_path: Path
+    fleet: tuple[LocalFleet, RedisServer], browser: Any, tmp_path: Path
 ) -> None:
     f, redis = fleet
     f.worker("box-a")
@@ -318,7 +283,7 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
 
 
 async def test_capacity_and_a_paused_worker_that_comes_back(
-    fleet: tuple[Fleet, RedisServer],
+    fleet: tuple[LocalFleet, RedisServer],
 ) -> None:
     """--capacity 1 never holds two cameras; SIGSTOP past the lease TTL then SIGCONT: the
     worker does not resume its camera (it stops it at once), another box runs it, and no
@@ -355,7 +320,7 @@ async def test_capacity_and_a_paused_worker_that_comes_back(
         assert seen_a and seen_a[-1] == 0, seen_a
         final = holders(await list_workers(http))
         assert final.get(paused) == "box-b" and len(final) == 4, final
-    log = (f.tmp / "box-a.log").read_text(errors="replace")
+    log = (f.folder / "box-a.log").read_text(errors="replace")
     assert f"camera={paused} lease lost" in log
     import redis as sync_redis
 
@@ -375,7 +340,7 @@ def fences(redis: RedisServer) -> dict[str, tuple[str, int]]:
 
 
 async def test_redis_restart_loses_no_accepted_event_and_starts_no_lease_storm(
-    fleet: tuple[Fleet, RedisServer],
+    fleet: tuple[LocalFleet, RedisServer],
 ) -> None:
     """redis-server restarted under a running fleet (AOF, same port): OPD alerts are posted
     all along; every one answered 2xx is stored with its incident afterwards. A short restart
@@ -471,6 +436,6 @@ async def test_redis_restart_loses_no_accepted_event_and_starts_no_lease_storm(
         # Redis away is not a fleet failure: no worker "lost", no camera on no worker.
         offline = (await http.get("/api/incidents", params={"kind": "offline"})).json()
         assert offline == [], offline
-    logs = "\n".join((f.tmp / f"{w}.log").read_text(errors="replace") for w in ("box-a", "box-b"))
+    logs = "\n".join((f.folder / f"{w}.log").read_text(errors="replace") for w in BOXES)
     assert "lease lost" in logs  # the long outage stopped cameras...
     assert "Traceback" not in logs  # ...cleanly
