@@ -24,6 +24,10 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from events.model import (
+    AnyEvent,
+    CameraState,
+    CameraStatus,
+    CameraStatusEvent,
     IncidentKind,
     Observation,
     ObservationEvent,
@@ -33,6 +37,7 @@ from events.model import (
     WorkerStatus,
     utcnow,
 )
+from ingest.urls import mask_url
 from pantau.config import Camera, FleetConfig
 from pantau.fleet import Registry
 from pantau.leases import CameraLeases
@@ -40,7 +45,7 @@ from wallboard.hub import Hub
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[ObservationEvent], Awaitable[None]]
+Publish = Callable[[AnyEvent], Awaitable[None]]
 SERVER = "server"
 
 
@@ -68,6 +73,7 @@ class CameraWatch:
         self.hub = hub
         self._unheld: dict[str, _Down] = {}
         self._lost: dict[str, Observation] = {}
+        self._orphaned: set[str] = set()  # cameras told offline: their owner is gone
         self.workers: list[WorkerStatus] = []
         self._judge_from: float | None = None  # monotonic; None: Redis was not reachable
 
@@ -102,7 +108,9 @@ class CameraWatch:
             and any(c.camera_id == cid for c in alive[owner.worker].cameras)
         }  # fmt: skip
         for cid, cam in self.cameras.items():
-            await self._camera(cam, cid in running, now, judge)
+            owner = owners[cid]
+            orphan = owner is None or owner.worker not in alive
+            await self._camera(cam, cid in running, orphan, now, judge)
         for worker in self.workers:
             await self._worker(worker, running, judge)
         if self.hub is not None:
@@ -110,9 +118,12 @@ class CameraWatch:
             self.hub.set_activity({c.camera_id for c in cams if c.active})
             self.hub.send_rates({c.camera_id: c.input_fps for c in cams})
 
-    async def _camera(self, cam: Camera, running: bool, now: float, judge: bool) -> None:
+    async def _camera(
+        self, cam: Camera, running: bool, orphan: bool, now: float, judge: bool
+    ) -> None:
         down = self._unheld.get(cam.id)
         if running:
+            self._orphaned.discard(cam.id)
             if down is not None:
                 del self._unheld[cam.id]
                 if down.observation is not None:
@@ -120,6 +131,16 @@ class CameraWatch:
             return
         if down is None:
             self._unheld[cam.id] = down = _Down(now)
+        if judge and orphan and cam.id not in self._orphaned:
+            # Its box is gone and nobody holds it yet: the wall marks the tile offline now
+            # rather than show the last box's "online" until a failover is done. Not for a
+            # camera a live worker holds but has not reported yet (its own status follows).
+            self._orphaned.add(cam.id)
+            status = CameraStatus(
+                camera_id=cam.id, state=CameraState.OFFLINE, url_masked=mask_url(cam.url),
+                at=utcnow(), error="no worker runs this camera now",
+            )  # fmt: skip
+            await self._publish(CameraStatusEvent(status=status))
         if judge and down.observation is None and now - down.since >= self.grace_s(cam):
             at = utcnow()
             down.observation = Observation(

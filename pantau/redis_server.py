@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -22,7 +24,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path, port: int | None = None, fsync: str = "always") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        fsync: str = "always",
+        password: str | None = None,
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError(
@@ -32,11 +40,13 @@ class RedisServer:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.fsync = fsync
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +56,7 @@ class RedisServer:
                 "--dir", str(self.data_dir), "--save", "", "--appendonly", "yes",
                 "--appendfsync", self.fsync, "--protected-mode", "yes", "--daemonize", "no",
                 "--logfile", str(self.data_dir / "redis.log"),
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -60,12 +71,16 @@ class RedisServer:
         raise TimeoutError(f"redis-server on port {self.port} did not answer in {timeout}s")
 
     def _pong(self) -> bool:
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+        )  # fmt: skip
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
+            return bool(client.ping())
+        except (OSError, redis.RedisError):
             return False
+        finally:
+            client.close()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown save, only what AOF already has on disk survives."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from events.bus import Bus
-from events.model import Observation, ObservationEvent, WorkerStatus
+from events.model import AnyEvent, Observation, WorkerStatus
 from events.redis_bus import retrying
 from pantau.camera_watch import CameraWatch
 from pantau.config import PantauConfig
@@ -47,7 +47,7 @@ class ServerFleet:
         assert self._media is not None, "ServerFleet.start() first"
         return self._media
 
-    async def _publish(self, event: ObservationEvent) -> None:
+    async def _publish(self, event: AnyEvent) -> None:
         await self.bus.publish(event)
 
     async def start(self, hub: Hub) -> None:

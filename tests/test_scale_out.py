@@ -31,12 +31,14 @@ from pantau.rtsp_server import RtspTestServer
 
 pytestmark = pytest.mark.slow
 PASSWORD = "scale-out-test-1"
+REDIS_PASSWORD = "redis-secret-7f3a"  # from the environment, as a site sets it
 
 CONFIG = """\
 server: {{host: 127.0.0.1, port: {web_port}}}
 storage: {{data_dir: {data_dir}}}
 bus: {bus}
 detector: {{model: {model}}}
+recording: {{segment_s: 2, pre_roll_s: 1, post_roll_s: 1}}
 fleet: {{lease_ttl_s: 6, claim_interval_s: 1, heartbeat_s: 1}}
 ui: {{idle_refresh_s: 2}}
 cameras:
@@ -54,43 +56,60 @@ CAMERA = """\
     url: {url}
     kecamatan: Kota
     detect_fps: 2
+    record: true
     workers: {pins}
     zones:
       - {{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
     rules:
-      - {{type: crowd, zone: all, min_count: 2, for: 1, clear_after: 8, cooldown: 0}}
+      - {{type: crowd, zone: all, min_count: {min_count}, for: 1, clear_after: {clear_after},
+          cooldown: 0}}
 """
 CAMERAS = ["cam-1", "cam-2", "cam-3", "cam-4"]
 PINNED = {"cam-4": "box-b"}
+CLIP_CAMERA = "cam-5"  # pinned to box-a: its clips stay on box-a when box-a dies
 BOXES = ("box-a", "box-b")
 
 
 @pytest.fixture
 def fleet(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     model_path: Path,
     people_clip: Path,
+    builtin_clip: Path,
     rtsp_server: Callable[..., RtspTestServer],
 ) -> Iterator[tuple[LocalFleet, RedisServer]]:
-    redis = RedisServer(tmp_path / "redis")
+    """The site: four people cameras; with `clip_camera` (indirect param) a fifth, pinned to
+    box-a, on the builtin clip whose crowd opens and closes every 24 s, so box-a cuts clips."""
+    clip_camera = getattr(request, "param", {}).get("clip_camera", False)
+    redis = RedisServer(tmp_path / "redis", password=REDIS_PASSWORD)
     redis.start()
-    rtsp = rtsp_server({cid: people_clip for cid in CAMERAS})
+    streams = {cid: people_clip for cid in CAMERAS}
+    if clip_camera:
+        streams[CLIP_CAMERA] = builtin_clip
+    rtsp = rtsp_server(streams)
     cameras = "".join(
-        CAMERA.format(id=cid, url=rtsp.url(cid), pins=[PINNED[cid]] if cid in PINNED else [])
+        CAMERA.format(id=cid, url=rtsp.url(cid), pins=[PINNED[cid]] if cid in PINNED else [],
+                      min_count=2, clear_after=8)
         for cid in CAMERAS
-    )
+    )  # fmt: skip
+    if clip_camera:
+        cameras += CAMERA.format(
+            id=CLIP_CAMERA, url=rtsp.url(CLIP_CAMERA), pins=["box-a"], min_count=3, clear_after=2
+        )
     web_port = free_port()
     config = tmp_path / "cameras.yaml"
     config.write_text(
         CONFIG.format(
             web_port=web_port,
             data_dir=tmp_path / "var",
-            bus=redis.url,
+            bus=f"redis://:${{REDIS_PASSWORD}}@127.0.0.1:{redis.port}/0",
             model=model_path,
             cameras=cameras,
         )
     )
-    f = LocalFleet(tmp_path, config, web_port, {"PANTAU_ADMIN_PASSWORD": PASSWORD})
+    env = {"PANTAU_ADMIN_PASSWORD": PASSWORD, "REDIS_PASSWORD": REDIS_PASSWORD}
+    f = LocalFleet(tmp_path, config, web_port, env)
     f.server()
     try:
         yield f, redis
@@ -140,10 +159,11 @@ def holders(workers: list[dict[str, Any]]) -> dict[str, str]:
 
 # Every tile shows its camera: a still or MJPEG that loaded, or WebRTC video that plays. With
 # `since`, only pictures that arrived after the mark count (window.__fresh, set by WATCH_FRESH).
-TILES_SHOWING = """(since) => {
+TILES_SHOWING = """({since, down}) => {
   const tiles = [...document.querySelectorAll('.grid .tile')];
   if (tiles.length !== 4) return false;
   return tiles.every((t) => {
+    if (down.includes(t.dataset.camera)) return t.classList.contains('down');
     if (t.classList.contains('down')) return false;
     if (since && !(window.__fresh || new Set()).has(t.dataset.camera)) return false;
     const v = t.querySelector('video'), img = t.querySelector('img');
@@ -151,6 +171,12 @@ TILES_SHOWING = """(since) => {
     return img.complete && img.naturalWidth > 0 && !img.hidden;
   });
 }"""
+TILE_STATES = """() => [...document.querySelectorAll('.grid .tile')].map((t) => {
+  const v = t.querySelector('video'), img = t.querySelector('img');
+  return {camera: t.dataset.camera, mode: t.dataset.mode, cls: t.className,
+          fresh: (window.__fresh || new Set()).has(t.dataset.camera), img: img.naturalWidth,
+          src: img.getAttribute('src'), video: [v.paused, v.currentTime, v.videoWidth]};
+})"""
 WATCH_FRESH = """() => {
   window.__fresh = new Set();
   for (const t of document.querySelectorAll('.grid .tile')) {
@@ -159,6 +185,16 @@ WATCH_FRESH = """() => {
     v.addEventListener('timeupdate', () => { if (v.currentTime > 0.5) window.__fresh.add(id); });
   }
 }"""
+
+
+async def tiles_show(page: Any, since: bool, down: tuple[str, ...] = ()) -> None:
+    """Every tile shows its camera (with `since`: pictures that came after WATCH_FRESH), but
+    the cameras in `down`, whose tiles must say they are down."""
+    try:
+        arg = {"since": since, "down": list(down)}
+        await page.wait_for_function(TILES_SHOWING, arg=arg, timeout=40000)
+    except Exception as exc:
+        raise AssertionError(f"tiles: {await page.evaluate(TILE_STATES)}") from exc
 
 
 async def open_wall(browser: Any, f: LocalFleet) -> Any:
@@ -172,6 +208,7 @@ async def open_wall(browser: Any, f: LocalFleet) -> Any:
     return page
 
 
+@pytest.mark.parametrize("fleet", [{"clip_camera": True}], indirect=True)
 async def test_cameras_split_fail_over_and_stay_one_incident(
     fleet: tuple[LocalFleet, RedisServer], browser: Any, tmp_path: Path
 ) -> None:
@@ -186,17 +223,17 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
 
         async def all_running() -> dict[str, str] | None:
             held = holders(await workers())
-            return held if len(held) == 4 else None
+            return held if len(held) == 5 else None
 
-        held = await poll("all four cameras running", all_running, 120, f)
-        assert set(held.values()) == {"box-a", "box-b"}, held  # split across the workers
-        assert held["cam-4"] == "box-b"  # pinned
-        on_a = [c for c, w in held.items() if w == "box-a"]
+        held = await poll("all five cameras running", all_running, 120, f)
+        assert held["cam-4"] == "box-b" and held[CLIP_CAMERA] == "box-a"  # pinned
+        on_a = [c for c, w in held.items() if w == "box-a" and c != CLIP_CAMERA]
+        assert on_a and len(on_a) < 3, held  # the free cameras split across the workers
 
         # The wall: all four tiles show their camera, whichever box holds it; the workers panel
         # lists both boxes with what they hold.
         page = await open_wall(browser, f)
-        await page.wait_for_function(TILES_SHOWING, arg=False, timeout=40000)
+        await tiles_show(page, since=False)
         for name in ("box-a", "box-b"):
             await page.wait_for_selector(
                 f"#workers li[data-worker='{name}'][data-state='running']", timeout=10000
@@ -205,6 +242,19 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         assert "box-a" in panel and "box-b" in panel and "kamera" in panel, panel
         await page.screenshot(path=str(tmp_path / "wall-before.png"))
         await page.evaluate(WATCH_FRESH)
+
+        # A clip cut on box-a (its pinned camera's crowd came and went) plays through the server.
+        async def clip_on_a() -> str | None:
+            r = await http.get("/api/incidents", params={"camera": CLIP_CAMERA, "kind": "crowd"})
+            for inc in r.json():
+                c = await http.get(f"/api/incidents/{inc['id']}/clip")
+                if c.status_code == 200 and c.json()["worker"] == "box-a":
+                    return str(inc["id"])
+            return None
+
+        clip_incident = await poll("a clip cut on box-a", clip_on_a, 120, f)
+        mp4 = await http.get(f"/api/incidents/{clip_incident}/clip.mp4")
+        assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp", mp4.text[:200]
 
         # Every camera's still comes through the server, from whichever worker holds it.
         for cid in CAMERAS:
@@ -220,7 +270,13 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         cam = incident["camera_id"]
 
         f.procs["box-a"].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
+        killed, killed_at = time.monotonic(), time.time()
+
+        # Its recordings are on a dead box now: the clip says so at once, it does not hang.
+        asked = time.monotonic()
+        gone = await http.get(f"/api/incidents/{clip_incident}/clip.mp4")
+        assert gone.status_code == 503 and "box-a" in gone.json()["detail"], gone.text
+        assert time.monotonic() - asked < 5
 
         async def moved() -> dict[str, str] | None:
             held = holders(await workers())
@@ -230,12 +286,29 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         failover_s = time.monotonic() - killed
         assert failover_s < 15, f"failover took {failover_s:.1f} s"
 
+        # Recording resumed on box-b for the cameras it took over.
+        def recorded_on_b() -> list[str]:
+            found = []
+            for cid in on_a:
+                folder = f.folder / "var" / "workers" / "box-b" / "recordings" / cid
+                files = folder.glob("*.mp4") if folder.is_dir() else []
+                if any(p.stat().st_mtime > killed_at for p in files):
+                    found.append(cid)
+            return found
+
+        async def recording_resumed() -> bool:
+            return sorted(recorded_on_b()) == sorted(on_a)
+
+        await poll("box-b recording box-a's cameras", recording_resumed, 20, f)
+
         # The wall follows: every tile shows new pictures (now from box-b, the focus tile's
-        # WebRTC too), and the panel shows box-a lost and box-b holding all four cameras.
-        await page.wait_for_function(TILES_SHOWING, arg=True, timeout=40000)
+        # WebRTC too), but the pinned camera of the dead box, whose tile (if its incident put
+        # it on the wall) says it is down; the panel shows box-a lost and box-b with four.
+        await tiles_show(page, since=True, down=(CLIP_CAMERA,))
         await page.wait_for_selector("#workers li[data-worker='box-a'][data-state='lost']")
         await page.wait_for_selector("#workers li[data-worker='box-b'][data-cameras='4']")
         await page.screenshot(path=str(tmp_path / "wall-after.png"))
+        await page.locator("#workers").screenshot(path=str(tmp_path / "workers-after.png"))
         await page.close()
 
         # The crowd goes on: the same incident, one source (the observation box-b took over),
@@ -269,6 +342,8 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
 
         lost = await poll("a 'worker lost' incident", worker_lost, 20, f)
         assert lost[0]["routed_opds"] == ["diskominfo"]
+        for url in ("/api/health", "/api/workers", "/api/cameras", "/metrics"):
+            assert REDIS_PASSWORD not in (await http.get(url)).text, url
 
     # At no point two owners: each fencing token was given once, and each camera's lease now
     # names box-b with a token above box-a's.
@@ -280,6 +355,9 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         assert owner is not None and owner.decode().startswith("box-b:")
     fence = {cid: int(r.get(f"pantau:fence:{cid}") or 0) for cid in CAMERAS}
     assert fence["cam-4"] == 1 and all(fence[c] == 2 for c in on_a), fence
+    # The Redis password came from the environment and went nowhere.
+    for log in f.folder.glob("*.log"):
+        assert REDIS_PASSWORD not in log.read_text(errors="replace"), log.name
 
 
 async def test_capacity_and_a_paused_worker_that_comes_back(

@@ -117,7 +117,7 @@ function renderGrid() {
       video.muted = true;  // the attribute alone does not satisfy every autoplay policy
       video.hidden = true;
       tile = el("figure", { class: "tile", dataset: { camera: id, mode: "off" } },
-        el("img", { alt: id }), video,
+        el("img", { alt: "" }), video,
         el("figcaption", {}, el("span", { class: "cam-name" }), el("span", { class: "cam-alert" })),
         el("div", { class: "overlay" }));
       state.streams.set(id, new TileStream(tile, id, { idleRefreshS: state.ui.idle_refresh_s || 10 }));

@@ -32,7 +32,9 @@ export class TileStream {
     this.retryAt = 0;
     this.stillTimer = null;
     this.liveSince = 0;
-    this.img.addEventListener("error", () => this.imgFailed());
+    // A failed picture (no frame yet, camera on no box) shows nothing, not a broken icon.
+    this.img.addEventListener("error", () => { this.img.classList.add("broken"); this.imgFailed(); });
+    this.img.addEventListener("load", () => this.img.classList.remove("broken"));
     this.video.addEventListener("playing", () => {
       if (this.pc) this.show("webrtc");
     });
