@@ -228,8 +228,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+]  # and Chromium's default autoplay policy: what a wall PC's browser does
 
 
 def chromium_path() -> str:

@@ -171,6 +171,12 @@ TILES_SHOWING = """({since, down}) => {
     return img.complete && img.naturalWidth > 0 && !img.hidden;
   });
 }"""
+# Live video from a worker plays in a browser as it comes (default autoplay policy): the
+# camera's H.264 over WebRTC, from the box that holds it.
+LIVE_PLAYING = """() => [...document.querySelectorAll('.grid .tile')].some((t) => {
+  const v = t.querySelector('video');
+  return t.dataset.mode === 'webrtc' && !v.paused && v.currentTime > 1 && v.videoWidth === 480;
+})"""
 TILE_STATES = """() => [...document.querySelectorAll('.grid .tile')].map((t) => {
   const v = t.querySelector('video'), img = t.querySelector('img');
   return {camera: t.dataset.camera, mode: t.dataset.mode, cls: t.className,
@@ -234,6 +240,7 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         # lists both boxes with what they hold.
         page = await open_wall(browser, f)
         await tiles_show(page, since=False)
+        await page.wait_for_function(LIVE_PLAYING, timeout=30000)
         for name in ("box-a", "box-b"):
             await page.wait_for_selector(
                 f"#workers li[data-worker='{name}'][data-state='running']", timeout=10000
@@ -305,6 +312,7 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
         # WebRTC too), but the pinned camera of the dead box, whose tile (if its incident put
         # it on the wall) says it is down; the panel shows box-a lost and box-b with four.
         await tiles_show(page, since=True, down=(CLIP_CAMERA,))
+        await page.wait_for_function(LIVE_PLAYING, timeout=30000)
         await page.wait_for_selector("#workers li[data-worker='box-a'][data-state='lost']")
         await page.wait_for_selector("#workers li[data-worker='box-b'][data-cameras='4']")
         await page.screenshot(path=str(tmp_path / "wall-after.png"))

@@ -115,7 +115,6 @@ function renderGrid() {
     if (!tile) {
       const video = el("video", { muted: "", autoplay: "", playsinline: "" });
       video.muted = true;  // the attribute alone does not satisfy every autoplay policy
-      video.hidden = true;
       tile = el("figure", { class: "tile", dataset: { camera: id, mode: "off" } },
         el("img", { alt: "" }), video,
         el("figcaption", {}, el("span", { class: "cam-name" }), el("span", { class: "cam-alert" })),

@@ -66,7 +66,8 @@ export class TileStream {
 
   show(kind) {
     this.tile.dataset.mode = kind;
-    this.video.hidden = kind !== "webrtc";
+    // The video is never hidden: Chromium does not autoplay (nor play) a video that is not
+    // rendered, so it sits under the picture until it plays, and the picture goes.
     this.img.hidden = kind === "webrtc";
     if (kind === "webrtc") this.setImg("");  // end the MJPEG request: one stream per tile
   }
@@ -141,7 +142,12 @@ export class TileStream {
     };
     try {
       pc.addTransceiver("video", { direction: "recvonly" });
-      pc.addEventListener("track", (e) => { this.video.srcObject = new MediaStream([e.track]); });
+      pc.addEventListener("track", (e) => {
+        this.video.srcObject = new MediaStream([e.track]);
+        // Muted video may autoplay on a browser as it comes; play() says so either way. If it
+        // is refused (a stricter policy), the tile shows MJPEG and tries WebRTC again later.
+        this.video.play().catch((err) => { if (err.name === "NotAllowedError") fail(false); });
+      });
       pc.addEventListener("connectionstatechange", () => {
         if (pc.connectionState === "failed") fail(false);
         // "disconnected" turns "failed" only after ~30 s of ICE consent checks: the box that
