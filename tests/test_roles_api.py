@@ -280,6 +280,14 @@ async def test_metrics_in_prometheus_format(site: Site) -> None:
     assert 'pantau_camera_up{camera="cam-1",state="online"} 1' in text
     assert 'pantau_incidents_open{kind="flood",state="new"} 1' in text
     assert 'pantau_deliveries_dead{opd="bpbd"} 1' in text
+    # A real Prometheus text exposition (prometheus_client parses it back), with the process.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["pantau_camera_up"].samples[0].labels == {"camera": "cam-1", "state": "online"}
+    assert families["pantau_incidents_open"].type == "gauge"
+    assert families["process_resident_memory_bytes"].samples[0].value > 10e6
+    assert families["process_open_fds"].samples[0].value > 0
 
 
 async def test_supervisors_silence_notifications_from_the_wall(site: Site) -> None:

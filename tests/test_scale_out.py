@@ -338,11 +338,11 @@ async def test_cameras_split_fail_over_and_stay_one_incident(
 
         async def metrics() -> str | None:
             text = (await http.get("/metrics")).text
-            return text if 'pantau_worker_up{worker="box-a"} 0' in text else None
+            return text if 'pantau_worker_up{worker="box-a"} 0.0' in text else None
 
         text = await poll("per-worker series in /metrics", metrics, 10, f)
-        assert 'pantau_worker_up{worker="box-b"} 1' in text
-        assert 'pantau_worker_cameras{worker="box-b"} 4' in text
+        assert 'pantau_worker_up{worker="box-b"} 1.0' in text
+        assert 'pantau_worker_cameras{worker="box-b"} 4.0' in text
 
         async def worker_lost() -> list[dict[str, Any]]:
             r = await http.get("/api/incidents", params={"kind": "offline"})

@@ -54,6 +54,7 @@ from wallboard.config import UiConfig, Wall
 from wallboard.hub import Hub
 from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY
+from wallboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallboard.metrics import render as render_metrics
 from wallboard.session_api import _ip, session_router
 from wallboard.silences_api import silences_router
@@ -171,7 +172,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         return {"ok": True, **deps.health()}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics(user: Annotated[User, Depends(access.user)]) -> str:
+    async def metrics(user: Annotated[User, Depends(access.user)]) -> Response:
         """Prometheus text format; scrape with `Authorization: Bearer <a viewer's token>`.
         Site-wide numbers: command-center staff only, not OPD users."""
         if access.scope(user) is not None:
@@ -180,7 +181,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         open_ones = [i for i in incidents if not i.state.closed]
         since = datetime.now(UTC) - timedelta(hours=24)
         dead = [d for d in await deps.store.deliveries(dead_only=True) if d.at >= since]
-        return render_metrics(deps.health(), open_ones, dead)
+        body = render_metrics(deps.health(), open_ones, dead)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/api/ui")
     async def ui(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:

@@ -1,97 +1,142 @@
 """/metrics in the Prometheus text format, from the runtime's health and the store.
 
 Kept to what a command center alerts on: cameras up or not, detector load, analytics per camera,
-open incidents per kind and state, dead notifications, wall screens connected.
+open incidents per kind and state, dead notifications, wall screens connected, workers of a
+scaled-out site; and the process itself (memory, CPU, open files: prometheus_client's process
+collector). The numbers are the runtime's state at scrape time, so each scrape renders a fresh
+registry from one snapshot of it (prometheus_client's pattern for state that lives elsewhere).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from events.model import Delivery, Incident
 
-
-def _labels(**labels: object) -> str:
-    if not labels:
-        return ""
-
-    def escape(value: object) -> str:
-        return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "}"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
-    def declare(self, name: str, type_: str, help_: str) -> None:
-        if name not in self._declared:
-            self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {type_}"]
-            self._declared.add(name)
 
-    def add(self, name: str, type_: str, help_: str, value: float, **labels: object) -> None:
-        self.declare(name, type_, help_)
-        self.lines.append(f"{name}{_labels(**labels)} {value:g}")
+class _Snapshot(Collector):
+    def __init__(
+        self, health: dict[str, object], open_incidents: list[Incident], dead: list[Delivery]
+    ) -> None:
+        self.health, self.open_incidents, self.dead = health, open_incidents, dead
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._cameras()
+        yield from self._detector()
+        yield from self._analytics()
+        yield from self._workers()
+        yield from self._incidents()
+        wall = GaugeMetricFamily("pantau_wall_clients", "wall screens connected")
+        wall.add_metric([], _num(self.health.get("wall_clients")))
+        yield wall
+
+    def _cameras(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "pantau_camera_up", "1 when the camera delivers frames", labels=["camera", "state"]
+        )
+        cameras = self.health.get("cameras")
+        for cam, state in cameras.items() if isinstance(cameras, dict) else []:
+            up.add_metric([str(cam), str(state)], 1.0 if state == "online" else 0.0)
+        yield up
+
+    def _detector(self) -> Iterator[Metric]:
+        detector = self.health.get("detector")
+        if not isinstance(detector, dict):
+            return
+        for name, help_, key in (
+            ("pantau_detector_batches", "detector batches run", "batches"),
+            ("pantau_detector_images", "images through the detector", "images"),
+        ):
+            counter = CounterMetricFamily(name, help_)
+            counter.add_metric([], _num(detector.get(key)))
+            yield counter
+        for name, help_, key in (
+            ("pantau_detector_inference_ms_p50", "median batch inference time, ms",
+             "inference_ms_p50"),
+            ("pantau_detector_queue_depth", "frames waiting for the detector", "queue_depth"),
+        ):  # fmt: skip
+            yield GaugeMetricFamily(name, help_, value=_num(detector.get(key)))
+
+    def _analytics(self) -> Iterator[Metric]:
+        analytics = self.health.get("analytics")
+        if not isinstance(analytics, dict):
+            return
+        frames = CounterMetricFamily(
+            "pantau_analytics_frames", "frames sampled for analytics", labels=["camera"]
+        )
+        detected = CounterMetricFamily(
+            "pantau_analytics_detected", "frames sent to the detector", labels=["camera"]
+        )
+        objects = GaugeMetricFamily(
+            "pantau_zone_objects", "objects in a zone now", labels=["camera", "zone", "cls"]
+        )
+        for cam, stats in analytics.items():
+            if not isinstance(stats, dict):
+                continue
+            frames.add_metric([str(cam)], _num(stats.get("frames")))
+            detected.add_metric([str(cam)], _num(stats.get("detected")))
+            zones = stats.get("zone_counts")
+            for zone, counts in zones.items() if isinstance(zones, dict) else []:
+                for cls, n in counts.items():
+                    objects.add_metric([str(cam), str(zone), str(cls)], _num(n))
+        yield from (frames, detected, objects)
+
+    def _workers(self) -> Iterator[Metric]:
+        workers = self.health.get("workers")
+        if not isinstance(workers, list):
+            return
+        up = GaugeMetricFamily(
+            "pantau_worker_up", "1 while the worker's heartbeat is alive", labels=["worker"]
+        )
+        held = GaugeMetricFamily("pantau_worker_cameras", "cameras the worker holds",
+                                 labels=["worker"])  # fmt: skip
+        fps = GaugeMetricFamily("pantau_worker_detector_fps", "images analysed per second",
+                                labels=["worker"])  # fmt: skip
+        cpu = GaugeMetricFamily(
+            "pantau_worker_cpu_percent", "worker process CPU, % of a core", labels=["worker"]
+        )
+        for w in workers:
+            if not isinstance(w, dict):
+                continue
+            name = [str(w.get("name", "?"))]
+            up.add_metric(name, 1.0 if w.get("state") == "running" else 0.0)
+            held.add_metric(name, float(len(w.get("cameras") or [])))
+            fps.add_metric(name, _num(w.get("detector_fps")))
+            cpu.add_metric(name, _num(w.get("cpu_percent")))
+        yield from (up, held, fps, cpu)
+
+    def _incidents(self) -> Iterator[Metric]:
+        # Declared even when there is none, so dashboards see the series exists.
+        open_ = GaugeMetricFamily("pantau_incidents_open",
+                                  "incidents not yet closed, by kind and state",
+                                  labels=["kind", "state"])  # fmt: skip
+        by_kind = Counter((str(i.kind), str(i.state)) for i in self.open_incidents)
+        for (kind, state), n in sorted(by_kind.items()):
+            open_.add_metric([kind, state], float(n))
+        dead = GaugeMetricFamily(
+            "pantau_deliveries_dead", "notifications that gave up in the last 24 h", labels=["opd"]
+        )
+        for opd, n in sorted(Counter(d.opd_id for d in self.dead).items()):
+            dead.add_metric([opd], float(n))
+        yield from (open_, dead)
 
 
 def render(
     health: dict[str, object], open_incidents: Iterable[Incident], dead: Iterable[Delivery]
-) -> str:
-    out = _Out()
-    cameras = health.get("cameras")
-    if isinstance(cameras, dict):
-        for cam, state in cameras.items():
-            out.add("pantau_camera_up", "gauge", "1 when the camera delivers frames",
-                    1 if state == "online" else 0, camera=cam, state=state)  # fmt: skip
-    detector = health.get("detector")
-    if isinstance(detector, dict):
-        out.add("pantau_detector_batches_total", "counter", "detector batches run",
-                float(detector.get("batches", 0)))  # fmt: skip
-        out.add("pantau_detector_images_total", "counter", "images through the detector",
-                float(detector.get("images", 0)))  # fmt: skip
-        out.add("pantau_detector_inference_ms_p50", "gauge", "median batch inference time, ms",
-                float(detector.get("inference_ms_p50", 0)))  # fmt: skip
-        out.add("pantau_detector_queue_depth", "gauge", "frames waiting for the detector",
-                float(detector.get("queue_depth", 0)))  # fmt: skip
-    analytics = health.get("analytics")
-    if isinstance(analytics, dict):
-        for cam, stats in analytics.items():
-            if not isinstance(stats, dict):
-                continue
-            out.add("pantau_analytics_frames_total", "counter", "frames sampled for analytics",
-                    float(stats.get("frames", 0)), camera=cam)  # fmt: skip
-            out.add("pantau_analytics_detected_total", "counter", "frames sent to the detector",
-                    float(stats.get("detected", 0)), camera=cam)  # fmt: skip
-            zones = stats.get("zone_counts")
-            for zone, counts in zones.items() if isinstance(zones, dict) else []:
-                for cls, n in counts.items():
-                    out.add("pantau_zone_objects", "gauge", "objects in a zone now",
-                            float(n), camera=cam, zone=zone, cls=cls)  # fmt: skip
-    workers = health.get("workers")
-    for w in workers if isinstance(workers, list) else []:
-        if not isinstance(w, dict):
-            continue
-        name = w.get("name", "?")
-        out.add("pantau_worker_up", "gauge", "1 while the worker's heartbeat is alive",
-                1.0 if w.get("state") == "running" else 0.0, worker=name)  # fmt: skip
-        out.add("pantau_worker_cameras", "gauge", "cameras the worker holds",
-                float(len(w.get("cameras") or [])), worker=name)  # fmt: skip
-        out.add("pantau_worker_detector_fps", "gauge", "images analysed per second",
-                float(w.get("detector_fps", 0)), worker=name)  # fmt: skip
-        out.add("pantau_worker_cpu_percent", "gauge", "CPU of the worker process (% of a core)",
-                float(w.get("cpu_percent", 0)), worker=name)  # fmt: skip
-    by_kind = Counter((str(i.kind), str(i.state)) for i in open_incidents)
-    # Declared even when there is none, so dashboards see the series exists.
-    out.declare("pantau_incidents_open", "gauge", "incidents not yet closed, by kind and state")
-    for (kind, state), n in sorted(by_kind.items()):
-        out.add("pantau_incidents_open", "gauge", "", n, kind=kind, state=state)
-    dead_by_opd = Counter(d.opd_id for d in dead)
-    out.declare("pantau_deliveries_dead", "gauge", "notifications that gave up in the last 24 h")
-    for opd, n in sorted(dead_by_opd.items()):
-        out.add("pantau_deliveries_dead", "gauge", "", n, opd=opd)
-    out.add("pantau_wall_clients", "gauge", "wall screens connected",
-            float(health.get("wall_clients", 0) or 0))  # type: ignore[arg-type]  # fmt: skip
-    return "\n".join(out.lines) + "\n"
+) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(health, list(open_incidents), list(dead)))
+    ProcessCollector(registry=registry)  # process_resident_memory_bytes, open fds, CPU seconds
+    return generate_latest(registry)
