@@ -331,6 +331,17 @@ def _message(err: Any) -> str:
     return msg
 
 
+def _file_problems(config: PantauConfig, base: Path) -> list[tuple[tuple[str | int, ...], str]]:
+    """Files the configuration names that must be there to start (relative to the file)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    tls = config.server.tls
+    for field in ("cert", "key") if tls is not None else ():
+        value = getattr(tls, field)
+        if not (base / value).is_file():
+            found.append((("server", "tls", field), f"no such file: {value}"))
+    return found
+
+
 def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig:
     """Read and validate cameras.yaml. Raises ConfigError naming file, line and field."""
     path = Path(path)
@@ -364,7 +375,7 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig
             found.append((_line_for(loc, lines), f"{_dotted(loc)}: {_message(err)}"))
         # In file order, as a person reads the file top-down.
         raise ConfigError([f"{name}:{line}: {text}" for line, text in sorted(found)]) from exc
-    refs = config.reference_problems()
+    refs = config.reference_problems() + _file_problems(config, path.parent)
     if refs:
         raise ConfigError(
             [f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {msg}" for loc, msg in refs]

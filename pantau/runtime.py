@@ -243,10 +243,15 @@ class Runtime:
             opds=[{"id": o.id, "name": o.name} for o in self.config.opds],
         )
         server = self.config.server
+        tls = None
+        if server.tls is not None:
+            tls = (self.base_dir / server.tls.cert, self.base_dir / server.tls.key)
+        deps.hsts = tls is not None
         self._web, self._web_task, self.web_port = await serve(
-            create_app(deps), server.host, server.port
+            create_app(deps), server.host, server.port, tls, server.trusted_proxies
         )
-        log.info("wallboard on http://%s:%d/", server.host, self.web_port)
+        scheme = "https" if tls else "http"
+        log.info("wallboard on %s://%s:%d/", scheme, server.host, self.web_port)
 
     async def stop(self) -> None:
         if self._web is not None and self._web_task is not None:

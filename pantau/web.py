@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 class QuietServer(uvicorn.Server):
@@ -18,13 +19,24 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-async def serve(app: FastAPI, host: str, port: int) -> tuple[QuietServer, asyncio.Task[None], int]:
+async def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    tls: tuple[Path, Path] | None = None,
+    trusted_proxies: list[str] | None = None,
+) -> tuple[QuietServer, asyncio.Task[None], int]:
     """Start serving; returns the server, its task and the port bound (port 0: a free one).
-    A bind error is raised here, not lost in the task."""
+    `tls`: (cert, key) PEM files. `trusted_proxies`: addresses whose X-Forwarded-* headers are
+    believed; none by default (uvicorn would trust 127.0.0.1, so a local process could claim
+    any address to the login limiter). A bind error is raised here, not lost in the task."""
     server = QuietServer(
         uvicorn.Config(
             app, host=host, port=port, log_config=None, timeout_graceful_shutdown=1,
-            ws_ping_interval=20,
+            ws_ping_interval=20, server_header=False,
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=",".join(trusted_proxies or []) or None,
+            ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None,
         )
     )  # fmt: skip
     task = asyncio.create_task(server.serve(), name=f"web {host}:{port}")

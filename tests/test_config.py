@@ -281,3 +281,10 @@ def test_events_sections_are_checked(tmp_path: Path) -> None:
     assert any("notify.silences[0]: ends_at must be after starts_at" in p for p in problems), (
         problems
     )
+
+
+def test_tls_files_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "pantau.crt").write_text("x")
+    text = GOOD.replace("ui:\n", "server:\n  tls: {cert: pantau.crt, key: keys/pantau.key}\nui:\n")
+    expected = "cameras.yaml:2: server.tls.key: no such file: keys/pantau.key"
+    assert problems(tmp_path, text) == [expected]

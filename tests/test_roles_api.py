@@ -252,12 +252,33 @@ async def test_login_rate_limit_logout_and_audit(site: Site) -> None:
             assert bad.status_code == 401
         limited = await http.post("/api/login", json={"username": "operator", "password": PASSWORD})
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
-        unknown = await http.post("/api/login", json={"username": "ghost", "password": "x"})
-        assert unknown.status_code == 429  # the address is limited too
+        # A colleague at the same address (the command center's NAT) is not locked out.
+        colleague = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
+        assert colleague.status_code == 200
     audit = await site.accounts.audit_log()
     actions = [a["action"] for a in audit]
     assert actions.count("login.failed") == 5 and "login.limited" in actions
     assert "login" in actions and "logout" in actions
+
+
+async def test_login_limiter_stops_a_guesser_and_a_sprayer_not_the_room(site: Site) -> None:
+    async def login(http: httpx.AsyncClient, user: str, password: str) -> int:
+        r = await http.post("/api/login", json={"username": user, "password": password})
+        return r.status_code
+
+    async with httpx.AsyncClient(base_url=site.base, timeout=10) as http:
+        # A guesser at one account: five tries, then 429, even with the right password.
+        assert [await login(http, "supervisor", f"guess-{n}") for n in range(5)] == [401] * 5
+        assert await login(http, "supervisor", PASSWORD) == 429
+        # Meanwhile the rest of the room logs in (and mistypes now and then) as usual.
+        assert await login(http, "viewer", "typo") == 401
+        assert await login(http, "viewer", PASSWORD) == 200
+        # A sprayer: a few tries at many accounts from one address; after 30 failures of the
+        # address every login from there waits, a right password included.
+        tried = [await login(http, f"user-{n}", "Password123") for n in range(24)]
+        assert tried == [401] * 24  # 5 + 1 + 24 = 30 failures from this address
+        assert await login(http, "user-99", "Password123") == 429
+        assert await login(http, "viewer", PASSWORD) == 429
 
 
 async def test_sessions_expire_when_idle(site: Site) -> None:

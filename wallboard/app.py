@@ -56,6 +56,7 @@ from wallboard.intake_api import intake_router
 from wallboard.live import BOUNDARY
 from wallboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallboard.metrics import render as render_metrics
+from wallboard.security import SecurityHeaders
 from wallboard.session_api import _ip, session_router
 from wallboard.silences_api import silences_router
 from wallboard.walls import WallDirector
@@ -119,6 +120,7 @@ class WallboardDeps:
     # that cut them. None in one process.
     workers: Callable[[], Awaitable[list[WorkerStatus]]] | None = None
     remote_clip: Callable[[ClipRef, Request], Awaitable[Response]] | None = None
+    hsts: bool = False  # the server speaks TLS itself: browsers are told to keep to HTTPS
 
 
 def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
@@ -133,6 +135,7 @@ def _stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
 
 def create_app(deps: WallboardDeps) -> FastAPI:
     app = FastAPI(title="Pantau wallboard", version="0.1.0")
+    app.add_middleware(SecurityHeaders, hsts=deps.hsts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     cameras = {c.id: c for c in deps.cameras}
     access = Access(deps.accounts, deps.api_keys)

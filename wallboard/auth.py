@@ -95,30 +95,49 @@ _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
 class LoginLimiter:
-    """At most `attempts` failures per key (account, address) in `window_s`; then 429."""
+    """Failed logins, counted per (account, address) and per address.
 
-    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
+    - An account from one address: `attempts` failures in `window_s`, then 429 for that pair
+      only. One operator who keeps mistyping behind the command center's NAT locks out himself
+      at that address, not his colleagues, and a guesser gets 5 tries per account per window.
+    - One address over all accounts: `address_attempts` failures (password spraying: a few
+      tries at many accounts), then 429 for everyone there. Set well above what a room of
+      operators mistypes in a window.
+    A success clears its pair, not the address's count.
+    """
+
+    def __init__(
+        self, attempts: int = 5, window_s: float = 300.0, address_attempts: int = 30
+    ) -> None:
         self.attempts = attempts
+        self.address_attempts = address_attempts
         self.window_s = window_s
         self._failures: dict[str, deque[float]] = {}
 
-    def retry_after(self, *keys: str) -> float:
+    @staticmethod
+    def _keys(username: str, address: str) -> tuple[str, str]:
+        return f"pair:{username.lower()}@{address}", f"addr:{address}"
+
+    def retry_after(self, username: str, address: str) -> float:
         now = time.monotonic()
         wait = 0.0
-        for key in keys:
+        pair, addr = self._keys(username, address)
+        for key, limit in ((pair, self.attempts), (addr, self.address_attempts)):
             q = self._failures.get(key)
             while q and now - q[0] > self.window_s:
                 q.popleft()
-            if q and len(q) >= self.attempts:
-                wait = max(wait, self.window_s - (now - q[0]))
+            if not q:
+                self._failures.pop(key, None)  # the table does not grow with old addresses
+            elif len(q) >= limit:
+                wait = max(wait, self.window_s - (now - q[-limit]))
         return wait
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
+    def failed(self, username: str, address: str) -> None:
+        for key in self._keys(username, address):
             self._failures.setdefault(key, deque()).append(time.monotonic())
 
-    def succeeded(self, username_key: str) -> None:
-        self._failures.pop(username_key, None)
+    def succeeded(self, username: str, address: str) -> None:
+        self._failures.pop(self._keys(username, address)[0], None)
 
 
 class Accounts:

@@ -16,9 +16,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(Strict):
+    """PEM files; the key readable only by Pantau's user."""
+
+    cert: str
+    key: str
+
+
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # HTTPS from Pantau itself (with HSTS); without it, put a TLS reverse proxy in front.
+    tls: TlsConfig | None = None
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed (the login limiter and the
+    # audit log then see the operator's address, not the proxy's). Empty: nobody's.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class UiConfig(Strict):

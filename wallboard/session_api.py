@@ -38,10 +38,10 @@ def session_router(accounts: Accounts, access: Access) -> APIRouter:
     @router.post("/login")
     async def login(body: LoginIn, request: Request, response: Response) -> dict[str, object]:
         """Password login; sets an HttpOnly session cookie and returns the token for API use.
-        Five failures per account or per address in five minutes answer 429 for a while."""
+        Five failures of one account from one address in five minutes (or thirty of any
+        accounts from one address) answer 429 for a while."""
         ip = _ip(request) or "?"
-        keys = (f"user:{body.username.lower()}", f"ip:{ip}")
-        wait = accounts.limiter.retry_after(*keys)
+        wait = accounts.limiter.retry_after(body.username, ip)
         if wait > 0:
             await accounts.audit(
                 None, "login.limited", body.username, ip=ip, username=body.username
@@ -50,11 +50,11 @@ def session_router(accounts: Accounts, access: Access) -> APIRouter:
                                 headers={"Retry-After": str(int(wait) + 1)})  # fmt: skip
         found = await accounts.login(body.username, body.password)
         if found is None:
-            accounts.limiter.failed(*keys)
+            accounts.limiter.failed(body.username, ip)
             await accounts.audit(None, "login.failed", body.username, ip=ip, username=body.username)
             raise HTTPException(401, "wrong username or password")
         user, token = found
-        accounts.limiter.succeeded(keys[0])
+        accounts.limiter.succeeded(body.username, ip)
         await accounts.audit(user, "login", ip=ip)
         response.set_cookie(
             SESSION_COOKIE, token, httponly=True, samesite="strict", path="/",
