@@ -21,6 +21,7 @@ from defusedxml import DefusedXmlException
 from events.config import CapFeed
 from events.intake import MAX_CAP_BYTES, IntakeError, parse_cap
 from events.model import Alert
+from events.region import Region
 
 log = logging.getLogger(__name__)
 _ATOM = "{http://www.w3.org/2005/Atom}"
@@ -45,13 +46,13 @@ class CapFeedPoller:
     def __init__(
         self,
         feed: CapFeed,
-        kecamatan: list[str],
+        region: Region | list[str],
         receive: Callable[[Alert], Awaitable[object]],
         client: httpx.AsyncClient | None = None,
         remember: int = 2000,
     ) -> None:
         self.feed = feed
-        self.kecamatan = kecamatan
+        self.region = region
         self._receive = receive
         self._client = client or httpx.AsyncClient(timeout=15, follow_redirects=True)
         self._own_client = client is None
@@ -102,7 +103,7 @@ class CapFeedPoller:
         while len(self._seen) > self._remember:
             self._seen.popitem(last=False)
         try:
-            alerts = parse_cap(body, self.kecamatan)
+            alerts = parse_cap(body, self.region)
         except IntakeError as exc:
             log.warning("CAP document %s refused: %s", link, exc)
             return 0

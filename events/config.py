@@ -165,7 +165,28 @@ class CapFeed(Strict):
     interval_s: float = Field(default=60, ge=10)
 
 
+KECAMATAN_CODE = r"^\d{2}\.\d{2}\.\d{2}$"
+
+
+class KecamatanPlace(Strict):
+    name: str = Field(min_length=1)
+    code: str | None = Field(default=None, pattern=KECAMATAN_CODE)  # kode wilayah, 52.03.07
+
+
+class Kabupaten(Strict):
+    name: str = Field(min_length=1)  # "Lombok Timur" (without "Kabupaten")
+    code: str | None = Field(default=None, pattern=r"^\d{2}\.\d{2}$")  # 52.03
+
+
 class IntakeConfig(Strict):
-    # Kecamatan names CAP areas are matched against, besides those of the cameras.
-    kecamatan: list[str] = []
+    # The regency and its kecamatan that CAP areas are matched against (by Kemendagri code,
+    # then the cameras' coordinates inside CAP polygons, then exact names), besides the
+    # cameras' kecamatan: a name, or {name, code}.
+    kabupaten: Kabupaten | None = None
+    kecamatan: list[str | KecamatanPlace] = []
     cap_feeds: list[CapFeed] = []
+
+    def places(self) -> list[KecamatanPlace]:
+        return [
+            k if isinstance(k, KecamatanPlace) else KecamatanPlace(name=k) for k in self.kecamatan
+        ]

@@ -26,6 +26,7 @@ from events.model import (
     UtcDatetime,
     utcnow,
 )
+from events.region import CapArea, Region
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_CAP_BYTES = 512 * 1024
@@ -159,8 +160,10 @@ def cap_kind(text: str) -> IncidentKind:
     return IncidentKind.ALERT
 
 
-def parse_cap(xml: bytes, kecamatan: list[str], now: datetime | None = None) -> list[Alert]:
-    """A CAP 1.2 <alert> -> one Alert per configured kecamatan its areas name (or one Alert).
+def parse_cap(xml: bytes, region: Region | list[str], now: datetime | None = None) -> list[Alert]:
+    """A CAP 1.2 <alert> -> one Alert per kecamatan of the region its areas mean (by geocode,
+    polygon or exact name: see events/region.py), or one Alert for the whole regency / no
+    place.
 
     `external_id` is `identifier|kecamatan`, so an Update/Cancel (which references CAP
     identifiers) finds the alerts it replaces kecamatan by kecamatan.
@@ -214,13 +217,24 @@ def parse_cap(xml: bytes, kecamatan: list[str], now: datetime | None = None) -> 
         if info is not None and text(info, "expires")
         else None
     )
+    if isinstance(region, list):
+        region = Region.from_names(region)
+
+    def texts(el: Element, name: str) -> tuple[str, ...]:
+        return tuple(c.text.strip() for c in el.findall(f"{{{ns}}}{name}") if c.text)
+
     areas = [
-        text(a, "areaDesc") or ""
+        CapArea(
+            desc=text(a, "areaDesc") or "",
+            geocodes=tuple((text(g, "value") or "") for g in a.findall(f"{{{ns}}}geocode")),
+            polygons=texts(a, "polygon"),
+            circles=texts(a, "circle"),
+        )
         for a in (info.findall(f"{{{ns}}}area") if info is not None else [])
     ]
     refs = [r.split(",")[1] for r in (text(root, "references") or "").split() if r.count(",") >= 1]
-    matched: list[str | None] = [k for k in kecamatan if any(_names(k, a) for a in areas)]
-    matched = matched or [None]
+    matched: list[str | None] = list(region.match(areas).kecamatan)
+    matched = matched or [None]  # the whole regency, or a place that is not one of ours
     return [
         Alert(
             source=SourceKind.CAP,
@@ -243,10 +257,6 @@ def parse_cap(xml: bytes, kecamatan: list[str], now: datetime | None = None) -> 
         )
         for kec in matched
     ]
-
-
-def _names(kecamatan: str, area: str) -> bool:
-    return re.search(rf"\b{re.escape(kecamatan.lower())}\b", area.lower()) is not None
 
 
 def _cap_time(value: str | None, field: str) -> datetime:

@@ -44,12 +44,16 @@ def demo_env() -> dict[str, str]:
 
 
 def _load_or_exit(path: Path, env: Mapping[str, str] | None = None) -> PantauConfig:
+    warnings: list[str] = []
     try:
-        return load(path, env)
+        config = load(path, env, warnings)
     except ConfigError as exc:
         for problem in exc.problems:
             sys.stderr.write(problem + "\n")
         sys.exit(EXIT_INVALID_CONFIG)
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    return config
 
 
 class _Service(Protocol):

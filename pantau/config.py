@@ -37,9 +37,11 @@ from analytics.config import (
 from events.config import IntakeConfig, NotifyConfig, Opd, Route, Slug
 from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
+from pantau.region_check import check_region
 from wallboard.config import LAYOUT_TILES, Preset, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
 RULE_TYPES = ("crowd", "tamper", "traffic", "flood")
 
 
@@ -342,8 +344,24 @@ def _file_problems(config: PantauConfig, base: Path) -> list[tuple[tuple[str | i
     return found
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig:
-    """Read and validate cameras.yaml. Raises ConfigError naming file, line and field."""
+def _region_problems(config: PantauConfig) -> tuple[list[Problem], list[Problem]]:
+    intake = config.intake
+    kab = (intake.kabupaten.name, intake.kabupaten.code) if intake.kabupaten else None
+    places: list[tuple[Loc, str, str | None]] = []
+    for i, entry in enumerate(intake.kecamatan):
+        name, code = (entry, None) if isinstance(entry, str) else (entry.name, entry.code)
+        places.append((("intake", "kecamatan", i), name, code))
+    for i, cam in enumerate(config.cameras):
+        if cam.kecamatan and cam.kecamatan not in {n for _, n, _ in places}:
+            places.append((("cameras", i, "kecamatan"), cam.kecamatan, None))
+    return check_region(kab, places)
+
+
+def load(
+    path: str | Path, env: Mapping[str, str] | None = None, warnings: list[str] | None = None
+) -> PantauConfig:
+    """Read and validate cameras.yaml. Raises ConfigError naming file, line and field;
+    `warnings` (when given) gets what is allowed but probably wrong, as file:line lines."""
     path = Path(path)
     name = path.name
     env = os.environ if env is None else env
@@ -375,9 +393,14 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> PantauConfig
             found.append((_line_for(loc, lines), f"{_dotted(loc)}: {_message(err)}"))
         # In file order, as a person reads the file top-down.
         raise ConfigError([f"{name}:{line}: {text}" for line, text in sorted(found)]) from exc
-    refs = config.reference_problems() + _file_problems(config, path.parent)
+    region_errors, region_warnings = _region_problems(config)
+    refs = config.reference_problems() + _file_problems(config, path.parent) + region_errors
     if refs:
         raise ConfigError(
             [f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {msg}" for loc, msg in refs]
         )
+    if warnings is not None:
+        warnings += [
+            f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {msg}" for loc, msg in region_warnings
+        ]
     return config

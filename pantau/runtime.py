@@ -26,6 +26,7 @@ from events.desk_feed import DeskFeed
 from events.model import Incident
 from events.notify.dispatcher import Dispatcher
 from events.redis_bus import RedisStreamBus
+from events.region import CameraPoint, Kecamatan, Region
 from events.store import Store
 from ingest.urls import mask_url
 from pantau import demo_media
@@ -142,9 +143,22 @@ class Runtime:
             await asyncio.sleep(1.0)
 
     def kecamatan_names(self) -> list[str]:
+        return self.region().names
+
+    def region(self) -> Region:
+        """The regency as CAP areas are matched against it (events/region.py)."""
+        intake = self.config.intake
+        codes = {p.name: p.code for p in intake.places()}
         names = [c.kecamatan for c in self.config.cameras if c.kecamatan]
-        names += self.config.intake.kecamatan
-        return sorted(set(names), key=names.index)
+        names += [p.name for p in intake.places()]
+        kecamatan = tuple(Kecamatan(n, codes.get(n)) for n in sorted(set(names), key=names.index))
+        cameras = tuple(
+            CameraPoint(c.kecamatan, c.lat, c.lon)
+            for c in self.config.cameras
+            if c.kecamatan and c.lat is not None and c.lon is not None
+        )
+        kab = intake.kabupaten
+        return Region(kecamatan, kab.name if kab else None, kab.code if kab else None, cameras)
 
     def health(self) -> dict[str, object]:
         if self.host is None:  # the server: cameras are on the workers (see /api/workers)
@@ -184,7 +198,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         await self.dispatcher.start(self.bus)
         for feed in self.config.intake.cap_feeds:
-            poller = CapFeedPoller(feed, self.kecamatan_names(), self.desk.receive_alert)
+            poller = CapFeedPoller(feed, self.region(), self.desk.receive_alert)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"cap-feed {feed.url}"))
         self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
         self.walls.start(await self.bus.subscribe(f"walls-{default_consumer_name()}"))
@@ -240,6 +254,7 @@ class Runtime:
             desk=self.desk,
             api_keys=ApiKeys(self.store),
             kecamatan=self.kecamatan_names(),
+            region=self.region(),
             opds=[{"id": o.id, "name": o.name} for o in self.config.opds],
         )
         server = self.config.server

@@ -45,6 +45,7 @@ from events.model import (
     WorkerStatus,
     json_schemas,
 )
+from events.region import Region
 from events.scoreboard import scoreboard
 from events.store import Store
 from wallboard.access import Access
@@ -114,7 +115,8 @@ class WallboardDeps:
     director: WallDirector | None = None  # wall views (presets); None: walls are fixed
     desk: IncidentDesk | None = None  # intake and answers to incidents need it
     api_keys: ApiKeys | None = None
-    kecamatan: list[str] = field(default_factory=list)  # names CAP areas are matched against
+    kecamatan: list[str] = field(default_factory=list)  # the regency's, for the page's forms
+    region: Region | None = None  # what CAP areas are matched against (None: the names above)
     opds: list[dict[str, str]] = field(default_factory=list)  # {id, name}, for the page's forms
     # Scaled out: the worker boxes (the workers panel), and clips fetched from the worker
     # that cut them. None in one process.
@@ -384,7 +386,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     if deps.desk is not None:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:
-        app.include_router(intake_router(deps.desk, access, set(cameras), deps.kecamatan))
+        region = deps.region or Region.from_names(deps.kecamatan)
+        app.include_router(intake_router(deps.desk, access, set(cameras), region))
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket, since: int | None = None) -> None:

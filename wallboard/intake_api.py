@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from events.desk import AlertReceipt, IncidentDesk
 from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
+from events.region import Region
 from wallboard.access import Access
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _refuse(exc: IntakeError) -> HTTPException:
 
 
 def intake_router(
-    desk: IncidentDesk, access: Access, cameras: set[str], kecamatan: list[str]
+    desk: IncidentDesk, access: Access, cameras: set[str], region: Region
 ) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["intake"])
 
@@ -89,7 +90,7 @@ def intake_router(
         _content_type(request, _XML)
         body = await read_limited(request, MAX_CAP_BYTES)
         try:
-            alerts = parse_cap(body, kecamatan)
+            alerts = parse_cap(body, region)
         except IntakeError as exc:
             log.warning("CAP from opd=%s refused: %s", opd, exc)
             raise _refuse(exc) from exc
