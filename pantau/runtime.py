@@ -32,6 +32,7 @@ from ingest.urls import mask_url
 from pantau import demo_media
 from pantau.camera_host import CameraHost
 from pantau.config import PantauConfig
+from pantau.loop_monitor import LoopMonitor
 from pantau.rtsp_server import RtspTestServer
 from pantau.server_fleet import ServerFleet
 from pantau.web import QuietServer, serve
@@ -83,6 +84,7 @@ class Runtime:
             },
         )
         self.feed = DeskFeed(self.desk, self.bus)
+        self.loop_monitor = LoopMonitor()
         self.host: CameraHost | None = None
         if self.role == "all":
             self.host = CameraHost(
@@ -171,6 +173,7 @@ class Runtime:
                 "desk": {"observations": self.feed.observations,
                          "stale_dropped": self.desk.stale_dropped},
                 "wall_clients": self.hub.client_count,
+                "loop_lag": self.loop_monitor.stats(),
             }  # fmt: skip
         return {
             "cameras": {cid: str(st.state) for cid, st in self.host.statuses().items()},
@@ -178,10 +181,12 @@ class Runtime:
             "analytics": self.host.analytics_health(),
             "wall_clients": self.hub.client_count,
             "live_video": self.video.stats() if self.video else {},
+            "loop_lag": self.loop_monitor.stats(),
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        await self.loop_monitor.start()
         await self.store.open()
         await self._first_account()
         if self.config.demo is not None:

@@ -247,3 +247,13 @@ async def browser() -> AsyncIterator[object]:
         browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aioice_mdns() -> None:
+    """aioice keeps one mDNS resolver per process behind a lock made on the first event loop
+    that used it. A site runs one loop; the tests run one per test, so a later test's offer with
+    Chromium's mDNS candidates would hit a lock of a dead loop. Start each test without it."""
+    from aioice import ice
+
+    ice._mdns.__dict__.clear()

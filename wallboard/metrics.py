@@ -38,6 +38,13 @@ class _Snapshot(Collector):
         yield from self._analytics()
         yield from self._workers()
         yield from self._incidents()
+        lag = self.health.get("loop_lag")
+        if isinstance(lag, dict):
+            yield GaugeMetricFamily(
+                "pantau_event_loop_lag_p99_seconds",
+                "how late the event loop ran what was due, p99 over the last minute",
+                value=_num(lag.get("p99_ms")) / 1000,
+            )
         wall = GaugeMetricFamily("pantau_wall_clients", "wall screens connected")
         wall.add_metric([], _num(self.health.get("wall_clients")))
         yield wall

@@ -175,6 +175,11 @@ class LiveVideo:
         except (ValueError, AttributeError, IndexError, OperationError) as exc:  # bad SDP
             await self._drop(viewer)
             raise LiveError(400, f"unusable SDP offer: {exc}") from exc
+        except Exception as exc:
+            # Whatever else fails here must not leave a half-made viewer holding a slot.
+            await self._drop(viewer)
+            log.exception("camera=%s live viewer=%s could not be set up", camera_id, user)
+            raise LiveError(503, f"live video could not start: {exc}") from exc
 
         @pc.on("connectionstatechange")
         async def _changed() -> None:
