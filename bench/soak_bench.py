@@ -318,7 +318,7 @@ def main() -> None:
     v = out["verdict"]
     print(f"\n{out['machine']['cpu']}, {out['machine']['cores']} cores, "
           f"{out['minutes']:.0f} min, after the first {v['settle_min']:.0f} min:")  # fmt: skip
-    print_table([("figure", 34), ("measured", 16), ("target", 14), ("ok", 5)], [
+    print_table([("figure", 34), ("measured", 12), ("target", 10), ("ok", 8)], [
         ("RSS growth, MB/h", f"{v['rss_mb_per_h']:.2f}", "< 5", v["rss_ok"]),
         ("children RSS growth, MB/h", f"{v['children_rss_mb_per_h']:.2f}", "", ""),
         ("file descriptors (min-max)", "{}-{}".format(*v["fds_range"]), "flat", v["fds_flat"]),

@@ -1,0 +1,91 @@
+"""What the wallboard's routers are given: the store, the hub, media sources, accounts and the
+site's configuration (WallboardDeps), and the types they share."""
+
+# No `from __future__ import annotations`: FastAPI reads these types in route signatures.
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from fastapi import HTTPException, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.api_keys import ApiKeys
+from events.desk import IncidentDesk
+from events.model import CameraStatus, ClipRef, WorkerStatus
+from events.region import Region
+from events.store import Store
+from wallboard.auth import Accounts
+from wallboard.config import UiConfig, Wall
+from wallboard.hub import Hub
+from wallboard.walls import WallDirector
+
+STATIC = Path(__file__).parent / "static"
+
+
+class CameraInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+    kecamatan: str | None = None
+    desa: str | None = None
+    url_masked: str
+    status: CameraStatus | None = None
+
+
+class WebRtcOffer(BaseModel):
+    sdp: str = Field(min_length=10, max_length=100_000)
+    type: Literal["offer", "answer"] = "offer"
+
+
+class StillSource(Protocol):
+    """Stills and MJPEG of a camera: made here (LiveFrames) or fetched from its worker."""
+
+    async def jpeg(self, camera_id: str) -> tuple[int, bytes] | None: ...
+
+    def mjpeg(self, camera_id: str, fps: float) -> AsyncIterator[bytes]: ...
+
+
+class VideoSource(Protocol):
+    """WebRTC answers: from this process (LiveVideo) or relayed to the camera's worker."""
+
+    async def answer(self, camera_id: str, offer_sdp: str, user: str = "") -> str: ...
+
+
+@dataclass
+class WallboardDeps:
+    store: Store
+    hub: Hub
+    live: StillSource
+    cameras: list[CameraInfo]
+    walls: list[Wall]
+    ui: UiConfig
+    snapshot_dir: Path | None
+    clip_dir: Path | None
+    health: Callable[[], dict[str, object]]
+    accounts: Accounts
+    mjpeg_fps: float = 5.0
+    video: VideoSource | None = None  # WebRTC; None where a deployment offers MJPEG only
+    director: WallDirector | None = None  # wall views (presets); None: walls are fixed
+    desk: IncidentDesk | None = None  # intake and answers to incidents need it
+    api_keys: ApiKeys | None = None
+    kecamatan: list[str] = field(default_factory=list)  # the regency's, for the page's forms
+    region: Region | None = None  # what CAP areas are matched against (None: the names above)
+    opds: list[dict[str, str]] = field(default_factory=list)  # {id, name}, for the page's forms
+    # Scaled out: the worker boxes (the workers panel), and clips fetched from the worker
+    # that cut them. None in one process.
+    workers: Callable[[], Awaitable[list[WorkerStatus]]] | None = None
+    remote_clip: Callable[[ClipRef, Request], Awaitable[Response]] | None = None
+    hsts: bool = False  # the server speaks TLS itself: browsers are told to keep to HTTPS
+
+
+def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
+    """A file the store refers to, only from inside its folder (a stored name is no path)."""
+    if folder is None or not name:
+        raise HTTPException(404, missing)
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve() or not path.is_file():
+        raise HTTPException(404, missing)
+    return path

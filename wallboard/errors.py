@@ -1,0 +1,92 @@
+"""One body for every error the API answers, and the statuses each endpoint declares.
+
+    {"detail": "why, in one line", "errors": [{"loc": ["query", "limit"], "msg": "...",
+                                               "type": "..."}]}
+
+`detail` is always a string a person can read (the page shows it); `errors` lists each problem
+when there are several (validation, a refused alert), else it is empty.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the models in route declarations.
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wallboard.webrtc import LiveError
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = []
+    msg: str
+    type: str = "invalid"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `detail` says why; `errors` lists each problem (may be empty)."""
+
+    detail: str
+    errors: list[FieldError] = []
+
+
+WHY = {
+    400: "The request cannot be used (e.g. an unusable SDP offer, malformed XML).",
+    401: "Login required, or the session / API key is not valid.",
+    403: "Logged in, but this role may not do this.",
+    404: "No such thing, or not visible to this user.",
+    409: "In conflict with the current state (e.g. the camera's codec, a closed incident).",
+    413: "The body is too large.",
+    415: "Unsupported Content-Type (or media the browser cannot take).",
+    422: "A field or parameter is invalid; `errors` names each.",
+    429: "Too many failed logins; see Retry-After.",
+    503: "Not available now (no frame yet, the camera's worker is down, the disk is full).",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """For `responses=`: the error statuses an endpoint (or a router) can answer."""
+    return {code: {"model": ErrorBody, "description": WHY[code]} for code in codes}
+
+
+def _body(status: int, detail: str, errors: list[FieldError] | None = None,
+          headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = ErrorBody(detail=detail, errors=errors or [])
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=status, headers=dict(headers or {})
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if isinstance(detail, list):  # several reasons (a refused alert): each one listed
+            errors = [FieldError(msg=str(d)) for d in detail]
+            return _body(exc.status_code, "; ".join(str(d) for d in detail), errors, exc.headers)
+        return _body(exc.status_code, str(detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(
+                loc=list(e.get("loc", [])),
+                msg=str(e.get("msg", "")),
+                type=str(e.get("type", "invalid")),
+            )
+            for e in exc.errors()
+        ]
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e.loc[1:]) or e.loc[0] if e.loc else '?'}: {e.msg}"
+            for e in errors
+        )
+        return _body(422, f"invalid request: {where}", errors)
+
+    @app.exception_handler(LiveError)
+    async def live_error(request: Request, exc: LiveError) -> JSONResponse:
+        # Media that cannot be had now (camera on no worker, worker down): say why, at once.
+        return _body(exc.status, exc.reason)

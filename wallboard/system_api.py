@@ -1,0 +1,68 @@
+"""The site itself: liveness, health, Prometheus metrics, the page's configuration, the event
+schemas and the worker boxes of a scaled-out site."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import PlainTextResponse, Response
+
+from events.model import WorkerStatus, json_schemas
+from wallboard.access import Access
+from wallboard.auth import User
+from wallboard.deps import WallboardDeps
+from wallboard.errors import responses
+from wallboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from wallboard.metrics import render as render_metrics
+
+
+def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
+    router = APIRouter(tags=["system"])
+    signed_in = responses(401)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        """Liveness for monitors; details (cameras, detector) are at /api/health."""
+        return {"ok": True}
+
+    @router.get("/api/health", responses=signed_in)
+    async def health(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
+        return {"ok": True, **deps.health()}
+
+    @router.get("/metrics", response_class=PlainTextResponse, responses=responses(401, 403))
+    async def metrics(user: Annotated[User, Depends(access.user)]) -> Response:
+        """Prometheus text format; scrape with `Authorization: Bearer <a viewer's token>`.
+        Site-wide numbers: command-center staff only, not OPD users."""
+        if access.scope(user) is not None:
+            raise HTTPException(403, "metrics are for command-center staff")
+        incidents = await deps.store.incidents(open_or_since=datetime.now(UTC), limit=5000)
+        open_ones = [i for i in incidents if not i.state.closed]
+        since = datetime.now(UTC) - timedelta(hours=24)
+        dead = [d for d in await deps.store.deliveries(dead_only=True) if d.at >= since]
+        body = render_metrics(deps.health(), open_ones, dead)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+    @router.get("/api/ui", responses=signed_in)
+    async def ui(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
+        return {
+            "ui": deps.ui.model_dump(),
+            "walls": [w.model_dump() for w in deps.walls],
+            "cameras": [c.model_dump(mode="json", exclude={"status"}) for c in deps.cameras],
+            "opds": deps.opds,
+            "kecamatan": deps.kecamatan,
+        }
+
+    @router.get("/api/schema", responses=signed_in)
+    async def schema(user: Annotated[User, Depends(access.user)]) -> dict[str, dict[str, object]]:
+        """JSON schemas of the event envelope and the records it carries."""
+        return json_schemas()
+
+    @router.get("/api/workers", responses=responses(401, 403, 503))
+    async def list_workers(user: Annotated[User, Depends(access.user)]) -> list[WorkerStatus]:
+        """The worker boxes of a scaled-out site: cameras held, detector fps, CPU, last
+        heartbeat, state (running / lost / stopped). One process answers with an empty list."""
+        if access.scope(user) is not None:
+            raise HTTPException(403, "workers are for command-center staff")
+        return await deps.workers() if deps.workers is not None else []
+
+    return router
