@@ -7,6 +7,7 @@ only incidents routed to their OPD). Plus: login, its rate limit, logout, sessio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,13 @@ class Site:
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with roles_site(tmp_path) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
+    """A site over real HTTP with an account of every role and two routed incidents."""
     store = Store(tmp_path / "roles.db")
     await store.open()
     bus = MemoryBus()

@@ -17,6 +17,7 @@ from events.desk import IncidentDesk, TransitionError, UnknownIncident
 from events.model import ActionKind, Incident
 from wallboard.access import Access, Actor
 from wallboard.auth import Accounts, Role
+from wallboard.errors import responses
 from wallboard.session_api import _ip
 
 # What an OPD system (API key) may do for its own OPD.
@@ -35,7 +36,9 @@ class ActionIn(BaseModel):
 
 
 def actions_router(desk: IncidentDesk, access: Access, accounts: Accounts) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["incidents"])
+    router = APIRouter(
+        prefix="/api", tags=["incidents"], responses=responses(400, 401, 403, 404, 409, 422)
+    )
 
     @router.post("/incidents/{incident_id}/actions")
     async def post_action(

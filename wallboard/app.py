@@ -19,6 +19,7 @@ from wallboard.deps import (  # re-exported: what callers build an app from
     WallboardDeps,
     WebRtcOffer,
 )
+from wallboard.errors import MethodNotAllowed
 from wallboard.errors import install as install_errors
 from wallboard.incidents_api import incidents_router
 from wallboard.intake_api import intake_router
@@ -56,4 +57,5 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         cameras = {c.id for c in deps.cameras}
         app.include_router(intake_router(deps.desk, access, cameras, region))
     app.include_router(ws_router(deps, access))
+    app.add_middleware(MethodNotAllowed, openapi=app.openapi)
     return app

@@ -3,14 +3,16 @@ site's configuration (WallboardDeps), and the types they share."""
 
 # No `from __future__ import annotations`: FastAPI reads these types in route signatures.
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.api_keys import ApiKeys
 from events.desk import IncidentDesk
@@ -23,6 +25,17 @@ from wallboard.hub import Hub
 from wallboard.walls import WallDirector
 
 STATIC = Path(__file__).parent / "static"
+_NUMBER = re.compile(r"^\s*[-+]?\d+(\.\d*)?([eE][-+]?\d+)?\s*$")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic takes a number as Unix time; the API's times are ISO 8601, nothing else.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("a time is ISO 8601 with a zone, e.g. 2026-11-23T08:00+08:00")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class CameraInfo(BaseModel):

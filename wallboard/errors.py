@@ -9,7 +9,8 @@ when there are several (validation, a refused alert), else it is empty.
 
 # No `from __future__ import annotations`: FastAPI reads the models in route declarations.
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wallboard.webrtc import LiveError
 
@@ -90,3 +92,42 @@ def install(app: FastAPI) -> None:
     async def live_error(request: Request, exc: LiveError) -> JSONResponse:
         # Media that cannot be had now (camera on no worker, worker down): say why, at once.
         return _body(exc.status, exc.reason)
+
+
+class MethodNotAllowed:
+    """A 405 that names every documented method of the path. Starlette answers from the first
+    route whose path matches, so a path served by two routers (GET /api/alerts in the records,
+    POST in the intake) would say `Allow: GET` only; this answers from the OpenAPI document,
+    the contract the clients read."""
+
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self._openapi = openapi
+        self._paths: list[tuple[re.Pattern[str], set[str]]] | None = None
+
+    def _methods(self, path: str) -> set[str]:
+        if self._paths is None:  # built on first use: the routers are all in by then
+            self._paths = [
+                (re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                 {m.upper() for m in ops if m in _METHODS})
+                for template, ops in self._openapi().get("paths", {}).items()
+            ]  # fmt: skip
+        allowed: set[str] = set()
+        for pattern, methods in self._paths:
+            if pattern.match(path):
+                allowed |= methods
+        return allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method = scope.get("method", "GET")
+            allowed = self._methods(scope.get("path", ""))
+            if allowed and method not in allowed and not (method == "HEAD" and "GET" in allowed):
+                allow = {"Allow": ", ".join(sorted(allowed))}
+                response = _body(405, f"{method} is not allowed here", headers=allow)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -2,7 +2,6 @@
 An OPD user sees only incidents routed to its OPD; others are "not found" (existence is not
 told)."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,7 +10,7 @@ from fastapi.responses import FileResponse, Response
 from events.model import ClipRef, Delivery, Incident, IncidentAction, IncidentKind, IncidentState
 from wallboard.access import Access
 from wallboard.auth import User
-from wallboard.deps import WallboardDeps, stored_file
+from wallboard.deps import IsoTime, WallboardDeps, stored_file
 from wallboard.errors import responses
 from wallboard.session_api import _ip
 
@@ -36,8 +35,8 @@ def incidents_router(deps: WallboardDeps, access: Access) -> APIRouter:
         state: IncidentState | None = None,
         kecamatan: str | None = None,
         opd: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoTime | None = None,
+        until: IsoTime | None = None,
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> list[Incident]:
         for stamp in (since, until):

@@ -16,6 +16,7 @@ from events.desk import AlertReceipt, IncidentDesk
 from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
 from events.region import Region
 from wallboard.access import Access
+from wallboard.errors import responses
 
 log = logging.getLogger(__name__)
 _JSON = ("application/json",)
@@ -56,7 +57,9 @@ def _refuse(exc: IntakeError) -> HTTPException:
 def intake_router(
     desk: IncidentDesk, access: Access, cameras: set[str], region: Region
 ) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["intake"])
+    router = APIRouter(
+        prefix="/api", tags=["intake"], responses=responses(400, 401, 403, 404, 409, 413, 415, 422)
+    )
 
     def answer(receipts: list[AlertReceipt], response: Response) -> list[AlertAccepted]:
         fresh = any(not r.duplicate for r in receipts)
@@ -81,7 +84,15 @@ def intake_router(
                  receipt.incident_id, receipt.duplicate)  # fmt: skip
         return answer([receipt], response)[0]
 
-    @router.post("/cap", status_code=201)
+    @router.post(
+        "/cap",
+        status_code=201,
+        responses={200: {"description": "every alert in it was a duplicate"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/xml": {"schema": {"type": "string"}},
+            "application/cap+xml": {"schema": {"type": "string"}},
+        }}},
+    )  # fmt: skip
     async def post_cap(
         request: Request, response: Response, opd: str = Depends(access.opd_system)
     ) -> list[AlertAccepted]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from events.model import ActionKind
 from wallboard.access import Access
 from wallboard.auth import ACTION_ROLES, SESSION_COOKIE, Accounts, Role, User
+from wallboard.errors import responses
 
 
 class LoginIn(BaseModel):
@@ -33,7 +34,9 @@ def _ip(request: Request) -> str | None:
 
 
 def session_router(accounts: Accounts, access: Access) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["session"])
+    router = APIRouter(
+        prefix="/api", tags=["session"], responses=responses(400, 401, 403, 404, 409, 422, 429)
+    )
 
     @router.post("/login")
     async def login(body: LoginIn, request: Request, response: Response) -> dict[str, object]:

@@ -16,6 +16,8 @@ from events.model import IncidentKind
 from events.store import Store
 from wallboard.access import Access
 from wallboard.auth import Accounts, Role, User
+from wallboard.deps import IsoTime
+from wallboard.errors import responses
 from wallboard.session_api import _ip
 
 # No `from __future__ import annotations`: FastAPI must evaluate these signatures (see app.py).
@@ -23,8 +25,8 @@ from wallboard.session_api import _ip
 
 class SilenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    starts_at: datetime | None = None  # default: now
-    ends_at: datetime
+    starts_at: IsoTime | None = None  # default: now
+    ends_at: IsoTime
     comment: str = Field(min_length=1, max_length=500)
     kinds: list[IncidentKind] = []
     kecamatan: list[str] = []
@@ -33,7 +35,9 @@ class SilenceIn(BaseModel):
 
 
 def silences_router(store: Store, access: Access, accounts: Accounts) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["silences"])
+    router = APIRouter(
+        prefix="/api", tags=["silences"], responses=responses(400, 401, 403, 404, 422)
+    )
 
     def staff(user: User) -> None:
         if access.scope(user) is not None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 
 from events.model import WorkerStatus, json_schemas
 from wallboard.access import Access
@@ -29,7 +29,11 @@ def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
     async def health(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
         return {"ok": True, **deps.health()}
 
-    @router.get("/metrics", response_class=PlainTextResponse, responses=responses(401, 403))
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}, **responses(401, 403)},
+    )
     async def metrics(user: Annotated[User, Depends(access.user)]) -> Response:
         """Prometheus text format; scrape with `Authorization: Bearer <a viewer's token>`.
         Site-wide numbers: command-center staff only, not OPD users."""

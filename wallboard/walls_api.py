@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from wallboard.access import Access
 from wallboard.auth import Accounts, Role, User
 from wallboard.config import Wall
+from wallboard.errors import responses
 from wallboard.session_api import _ip
 from wallboard.walls import UnknownView, WallDirector
 
@@ -22,7 +23,7 @@ class ViewChoice(BaseModel):
 def walls_router(
     walls: list[Wall], director: WallDirector, access: Access, accounts: Accounts
 ) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["walls"])
+    router = APIRouter(prefix="/api", tags=["walls"], responses=responses(400, 401, 403, 404, 422))
 
     @router.get("/walls")
     async def list_walls(user: Annotated[User, Depends(access.user)]) -> list[dict[str, object]]:
