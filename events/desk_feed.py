@@ -28,9 +28,11 @@ from events.model import (
     Observation,
     ObservationEvent,
 )
+from events.store import StoreFull
 
 log = logging.getLogger(__name__)
 
+FULL_RETRY_S = 2.0  # a full disk: how often the desk tries again
 FEED_TYPES = frozenset({EventType.OBSERVATION, EventType.CAMERA_STATUS, EventType.CLIP_READY})
 # Called before an observation reaches the desk, e.g. to fetch its snapshot from the worker.
 Prepare = Callable[[Observation], Awaitable[None]]
@@ -59,13 +61,29 @@ class DeskFeed:
     async def _run(self, sub: Subscription) -> None:
         try:
             async for event in sub:
-                try:
-                    await self.handle(event)
-                except Exception:
-                    # One bad event must not stop the desk; it is logged with its id.
-                    log.exception("event=%s type=%s: desk could not take it", event.id, event.type)
+                await self._take(event)
         finally:
             await sub.close()
+
+    async def _take(self, event: AnyEvent) -> None:
+        waited = 0.0
+        while True:
+            try:
+                await self.handle(event)
+                return
+            except StoreFull as exc:
+                # An event accepted is an event stored: hold it (and, the bus being bounded,
+                # those behind it) until the disk has room, then store it.
+                if waited == 0.0 or waited >= 60:
+                    log.error("event=%s type=%s waits for disk space: %s", event.id, event.type,
+                              exc)  # fmt: skip
+                    waited = 0.0
+                await asyncio.sleep(FULL_RETRY_S)
+                waited += FULL_RETRY_S
+            except Exception:
+                # One bad event must not stop the desk; it is logged with its id.
+                log.exception("event=%s type=%s: desk could not take it", event.id, event.type)
+                return
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, ObservationEvent):

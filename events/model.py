@@ -82,6 +82,7 @@ class IncidentKind(StrEnum):
     LANDSLIDE = "landslide"
     WEATHER = "weather"
     ALERT = "alert"  # anything reported that fits no other kind
+    SYSTEM = "system"  # Pantau's own servers: a disk filling up
 
 
 class IncidentState(StrEnum):

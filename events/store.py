@@ -158,16 +158,35 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class StoreFull(OSError):
+    """SQLite could not write: the disk (or its quota) is full. Nothing of the write was
+    kept (the transaction rolled back); the same write succeeds once there is space."""
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return "disk is full" in str(exc) or "disk I/O error" in str(exc)
+
+
 class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self.full = False  # the last write failed for want of disk space
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             assert self._conn is not None, "store is not open"
-            return fn(self._conn)
+            try:
+                return fn(self._conn)
+            except sqlite3.OperationalError as exc:
+                if not _cannot_write(exc):
+                    raise
+                self.full = True
+                raise StoreFull(f"the disk is full, nothing was stored ({exc})") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
@@ -219,8 +238,10 @@ class Store:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a full disk may have rolled it back already
+                    conn.execute("ROLLBACK")
                 raise
+            self.full = False
             return fresh
 
         return await self._run(write)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,11 @@ class SegmentRecorder:
                 raise
             except Exception:
                 log.exception("camera=%s recorder crashed", self.camera_id)
+                # An error raised while the run was being cancelled replaces the CancelledError:
+                # the stop still wins.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
             if time.monotonic() - started > 30:
                 backoff = 0.5
             self.restarts += 1
@@ -168,7 +174,11 @@ class SegmentRecorder:
         start = self._run_end if self._run_end is not None else now - timedelta(seconds=duration)
         self._run_end = now
         segment = Segment(self.camera_id, start, now, path, size)
-        await asyncio.to_thread(self.index.add, segment)
+        try:
+            await asyncio.to_thread(self.index.add, segment)
+        except (OSError, sqlite3.Error) as exc:  # a full disk: the file stays, unindexed
+            log.warning("camera=%s segment %s not indexed: %s", self.camera_id, path.name, exc)
+            return
         self.segments += 1
         if self._on_segment is not None:
             await self._on_segment(segment)

@@ -88,6 +88,10 @@ class RecordingService:
         await asyncio.gather(*(self.stop_camera(cid) for cid in list(self._running)))
         self.index.close()
 
+    async def free_space(self) -> None:
+        """Retention now (the disk is fuller than max_disk_fraction): oldest segments go."""
+        await asyncio.to_thread(self.retention.run, datetime.now(UTC))
+
     async def _retention_loop(self) -> None:
         while True:
             try:

@@ -87,6 +87,8 @@ def _bus_setting(value: str) -> str:
 
 class StorageConfig(Strict):
     data_dir: str = "var"
+    # Free space under this on the data directory's disk opens a "disk almost full" incident.
+    warn_free_mb: float = Field(default=1024, ge=1)
 
 
 class FleetConfig(Strict):

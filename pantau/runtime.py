@@ -32,6 +32,7 @@ from ingest.urls import mask_url
 from pantau import demo_media
 from pantau.camera_host import CameraHost
 from pantau.config import PantauConfig
+from pantau.disk_watch import DiskWatch
 from pantau.loop_monitor import LoopMonitor
 from pantau.rtsp_server import RtspTestServer
 from pantau.server_fleet import ServerFleet
@@ -85,6 +86,7 @@ class Runtime:
         )
         self.feed = DeskFeed(self.desk, self.bus)
         self.loop_monitor = LoopMonitor()
+        self.disk_watch: DiskWatch | None = None
         self.host: CameraHost | None = None
         if self.role == "all":
             self.host = CameraHost(
@@ -174,6 +176,7 @@ class Runtime:
                          "stale_dropped": self.desk.stale_dropped},
                 "wall_clients": self.hub.client_count,
                 "loop_lag": self.loop_monitor.stats(),
+                "disk": self.disk_watch.state() if self.disk_watch else {},
             }  # fmt: skip
         return {
             "cameras": {cid: str(st.state) for cid, st in self.host.statuses().items()},
@@ -182,6 +185,7 @@ class Runtime:
             "wall_clients": self.hub.client_count,
             "live_video": self.video.stats() if self.video else {},
             "loop_lag": self.loop_monitor.stats(),
+            "disk": self.disk_watch.state() if self.disk_watch else {},
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -201,6 +205,16 @@ class Runtime:
         if self.fleet is not None:
             await self.fleet.start(self.hub)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        recording = self.host.recording if self.host is not None else None
+        self.disk_watch = DiskWatch(
+            self.data_dir, self.store, self.config.storage.warn_free_mb, self.bus.publish,
+            recording.free_space if recording is not None else None,
+            self.config.recording.max_disk_fraction,
+        )  # fmt: skip
+        self.disk_watch.on_change = lambda state: self.hub.announce(
+            "system.disk", state, keep_as="disk"
+        )
+        await self.disk_watch.start()
         await self.dispatcher.start(self.bus)
         for feed in self.config.intake.cap_feeds:
             poller = CapFeedPoller(feed, self.region(), self.desk.receive_alert)

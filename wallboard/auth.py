@@ -16,6 +16,7 @@ without use. Failed logins are limited per account and per address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from events.model import ActionKind
-from events.store import Store
+from events.store import Store, StoreFull
 
 SESSION_COOKIE = "pantau_session"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -140,6 +141,9 @@ class LoginLimiter:
         self._failures.pop(self._keys(username, address)[0], None)
 
 
+TOUCH_S = 60.0  # how often a session's last_seen_at is written
+
+
 class Accounts:
     def __init__(self, store: Store, idle_s: float = 12 * 3600) -> None:
         self.store = store
@@ -213,17 +217,22 @@ class Accounts:
         digest = _token_hash(token)
         cutoff = (datetime.now(UTC) - timedelta(seconds=self.idle_s)).isoformat()
         rows = await self.store.execute(
-            """SELECT u.username, u.role, u.display_name, u.opd_id FROM sessions s
+            """SELECT u.username, u.role, u.display_name, u.opd_id, s.last_seen_at FROM sessions s
                JOIN users u ON u.username = s.username
                WHERE s.token_hash = ? AND s.last_seen_at >= ? AND u.disabled = 0""",
             (digest, cutoff),
         )
         if not rows:
             return None
-        await self.store.execute(
-            "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (_now(), digest)
-        )
-        u, role, name, opd = rows[0]
+        u, role, name, opd, seen = rows[0]
+        # The idle clock moves at most once a minute (not a write per request), and a full
+        # disk does not log anyone out: the session is still good, only its clock waits.
+        touch = min(TOUCH_S, self.idle_s / 10)
+        if datetime.fromisoformat(str(seen)) < datetime.now(UTC) - timedelta(seconds=touch):
+            with contextlib.suppress(StoreFull):
+                await self.store.execute(
+                    "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?", (_now(), digest)
+                )
         return User(str(u), Role(str(role)), str(name), str(opd) if opd else None)
 
     async def logout(self, token: str) -> None:

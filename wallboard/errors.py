@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from events.store import StoreFull
 from wallboard.webrtc import LiveError
 
 
@@ -87,6 +88,12 @@ def install(app: FastAPI) -> None:
             for e in errors
         )
         return _body(422, f"invalid request: {where}", errors)
+
+    @app.exception_handler(StoreFull)
+    async def disk_full(request: Request, exc: StoreFull) -> JSONResponse:
+        # An event acknowledged is an event stored: refuse what cannot be kept, say why.
+        why = "the server's disk is full: nothing was stored, send it again later"
+        return _body(503, why, headers={"Retry-After": "30"})
 
     @app.exception_handler(LiveError)
     async def live_error(request: Request, exc: LiveError) -> JSONResponse:

@@ -38,6 +38,15 @@ class _Snapshot(Collector):
         yield from self._analytics()
         yield from self._workers()
         yield from self._incidents()
+        disk = self.health.get("disk")
+        if isinstance(disk, dict):
+            yield GaugeMetricFamily("pantau_disk_free_bytes", "free space on the data disk",
+                                    value=_num(disk.get("free_mb")) * 1024 * 1024)  # fmt: skip
+            yield GaugeMetricFamily(
+                "pantau_disk_full",
+                "1 while the store cannot write (the disk is full)",
+                value=1.0 if disk.get("full") else 0.0,
+            )
         lag = self.health.get("loop_lag")
         if isinstance(lag, dict):
             yield GaugeMetricFamily(

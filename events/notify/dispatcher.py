@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ from events.model import (
 from events.notify.channels import ChatChannel, DeliveryFailed, EmailChannel, WebhookChannel
 from events.notify.message import Notice
 from events.routing import ack_deadlines
-from events.store import Store
+from events.store import Store, StoreFull
 
 log = logging.getLogger(__name__)
 CAMERA_HEALTH = (IncidentKind.OFFLINE, IncidentKind.TAMPER)
@@ -103,6 +104,7 @@ class Dispatcher:
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._answered: set[tuple[str, str | None]] = set()  # (incident, OPD or None = all)
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._full_logged = -1e9  # monotonic: a full disk is logged once a minute
         self._loops: list[asyncio.Task[None]] = []
         self.silences: list[Silence] = list(config.silences)
 
@@ -136,6 +138,10 @@ class Dispatcher:
             await asyncio.sleep(1)
             try:
                 await self.tick()
+            except StoreFull as exc:  # the disk watch says it loudly; retried every second
+                if time.monotonic() - self._full_logged > 60:
+                    self._full_logged = time.monotonic()
+                    log.error("notifier waits for disk space: %s", exc)
             except Exception:
                 log.exception("notifier tick failed")
 

@@ -18,6 +18,7 @@ const state = {
   bestFps: new Map(),      // camera id -> best input fps seen (to tell a choppy camera)
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
+  disk: null,              // the server's disk: {free_mb, full, low} (hub, as it changes)
   dead: new Map(),         // delivery id -> Delivery that gave up (shown until acknowledged)
   detailId: null,          // incident shown in the dialog
   me: null,                // {username, role, display_name, opd_id, can: [actions]}
@@ -248,6 +249,16 @@ async function loadScores() {
 
 function sourceNames(inc) {
   return (inc.sources || []).map((s) => `${tk("source", s.kind)} ${s.name}`).join(", ");
+}
+
+// The server's disk: full (nothing new can be stored, OPD reports are refused with 503) or low.
+function renderDisk() {
+  const badge = $("#disk");
+  const d = state.disk;
+  badge.hidden = !d || !(d.full || d.low);
+  if (badge.hidden) return;
+  badge.dataset.level = d.full ? "full" : "low";
+  badge.textContent = d.full ? `⚠ ${t("disk_full")}` : `${t("disk_low")} · ${Math.round(d.free_mb)} MB`;
 }
 
 function renderDead() {
@@ -561,6 +572,8 @@ function handle(msg) {
     state.activity = new Set(msg.activity || []);
     state.fps = new Map(Object.entries(msg.fps || {}));
     if (state.wall) applyView((msg.state || {})[`wall:${state.wall.id}`]);
+    state.disk = (msg.state || {}).disk || null;
+    renderDisk();
     state.seq = msg.seq;
     loadDead();
     renderAll();
@@ -569,6 +582,7 @@ function handle(msg) {
   if (state.seq !== null && msg.seq <= state.seq) return;  // already in the snapshot
   state.seq = msg.seq;
   if (msg.type === "wall.view") { applyView(msg); renderAll(); return; }
+  if (msg.type === "system.disk") { state.disk = msg; renderDisk(); return; }
   const ev = msg.event;
   if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
   else if (msg.type === "camera.status") cameraStatus(ev.status);
