@@ -60,7 +60,7 @@ from events.redis_bus import RedisStreamBus
 from events.store import Store
 from pantau.demo_media import default_cache_dir, find_assets, resolve_clip
 from pantau.leases import CameraLeases
-from pantau.local_fleet import LocalFleet
+from pantau.local_fleet import LocalFleet, holders, until
 from pantau.redis_server import RedisServer, free_port
 from pantau.rtsp_server import RtspTestServer
 
@@ -130,9 +130,9 @@ async def open_site(
         fleet.worker(name)
     http = httpx.AsyncClient(base_url=fleet.base_url, timeout=10)
     site = Site(fleet, redis, http, cameras)
-    token = await until("server up", lambda: login(http), 120, site)
+    token = await wait("server up", lambda: login(http), 120, site)
     http.headers["Authorization"] = f"Bearer {token}"
-    await until("every camera delivering", lambda: all_held(site), 180, site)
+    await wait("every camera delivering", lambda: all_held(site), 180, site)
     return site
 
 
@@ -147,34 +147,19 @@ async def login(http: httpx.AsyncClient) -> str | None:
     return str(r.json()["token"]) if r.status_code == 200 else None
 
 
-async def holders(site: Site) -> dict[str, str]:
+async def held_now(site: Site) -> dict[str, str]:
     r = await site.http.get("/api/workers")
     r.raise_for_status()
-    return {
-        c["camera_id"]: w["name"]
-        for w in r.json()
-        if w["state"] == "running"
-        for c in w["cameras"]
-        if c["state"] == "online" and c["input_fps"] > 0
-    }
+    return holders(r.json())
 
 
 async def all_held(site: Site) -> dict[str, str] | None:
-    held = await holders(site)
+    held = await held_now(site)
     return held if len(held) == len(site.cameras) else None
 
 
-async def until(what: str, check: Any, timeout: float, site: Site, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = await check()
-        except httpx.HTTPError:
-            got = None
-        if got:
-            return got
-        await asyncio.sleep(every)
-    raise TimeoutError(f"{what}: not within {timeout} s\n{site.fleet.logs(1500)}")
+async def wait(what: str, check: Any, timeout: float, site: Site) -> Any:
+    return await until(what, check, timeout, site.fleet)
 
 
 # ---- failover ------------------------------------------------------------------------------
@@ -186,7 +171,7 @@ async def bench_failover(
     rounds: list[dict[str, Any]] = []
     try:
         for n in range(kills):
-            held = await until("every camera delivering", lambda: all_held(site), 60, site)
+            held = await wait("every camera delivering", lambda: all_held(site), 60, site)
             counts = {w: list(held.values()).count(w) for w in ("box-a", "box-b")}
             victim = max(counts, key=lambda w: counts[w])
             moved = [c for c, w in held.items() if w == victim]
@@ -217,7 +202,7 @@ async def bench_failover(
                   f"lease {last['lease_s']:.1f} s, frames {last['frames_s']:.1f} s")  # fmt: skip
             site.fleet.procs[victim].wait(10)
             site.fleet.worker(victim)
-            await until(f"{victim} heartbeating", lambda v=victim: asyncio.to_thread(  # type: ignore[misc]
+            await wait(f"{victim} heartbeating", lambda v=victim: asyncio.to_thread(  # type: ignore[misc]
                 r.exists, f"pantau:worker:{v}"), 120, site)  # fmt: skip
     finally:
         await close_site(site)
@@ -272,7 +257,7 @@ async def bench_load_one(
         await asyncio.sleep(window_s)
         after = redis_counters(r)
         t1 = time.time()
-        held = await holders(site)
+        held = await held_now(site)
     finally:
         types = stream_types(r, int(t0 * 1000), int(t1 * 1000))
         await close_site(site)

@@ -5,11 +5,17 @@ on `procs`, as an operator's `kill -9` would be."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from pantau.redis_server import free_port
 
@@ -61,3 +67,32 @@ class LocalFleet:
             f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}"
             for p in sorted(self.folder.glob("*.log"))
         )
+
+
+def holders(workers: list[dict[str, Any]]) -> dict[str, str]:
+    """camera -> the running worker that reports it online with frames (/api/workers)."""
+    return {
+        c["camera_id"]: w["name"]
+        for w in workers
+        if w["state"] == "running"
+        for c in w["cameras"]
+        if c["state"] == "online" and c["input_fps"] > 0
+    }
+
+
+async def until(
+    what: str, check: Callable[[], Awaitable[Any]], timeout: float, fleet: LocalFleet,
+    every: float = 0.25,
+) -> Any:  # fmt: skip
+    """Poll `check` (an HTTP error counts as "not yet") until it is truthy; TimeoutError with
+    the processes' logs otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = await check()
+        except httpx.HTTPError:
+            got = None
+        if got:
+            return got
+        await asyncio.sleep(every)
+    raise TimeoutError(f"{what}: not within {timeout} s\n{fleet.logs(1500)}")

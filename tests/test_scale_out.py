@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pantau.local_fleet import REPO, LocalFleet
+from pantau.local_fleet import REPO, LocalFleet, holders, until
 from pantau.redis_server import RedisServer, free_port
 from pantau.rtsp_server import RtspTestServer
 
@@ -119,16 +119,10 @@ def fleet(
 
 
 async def poll(what: str, check: Callable[[], Any], timeout: float, fleet: LocalFleet) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = await check()
-        except httpx.HTTPError:
-            got = None
-        if got:
-            return got
-        await asyncio.sleep(0.25)
-    pytest.fail(f"{what}: not within {timeout} s\n{fleet.logs()}")
+    try:
+        return await until(what, check, timeout, fleet)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 async def login(http: httpx.AsyncClient, f: LocalFleet) -> None:
@@ -144,17 +138,6 @@ async def list_workers(http: httpx.AsyncClient) -> list[dict[str, Any]]:
     r = await http.get("/api/workers")
     r.raise_for_status()
     return list(r.json())
-
-
-def holders(workers: list[dict[str, Any]]) -> dict[str, str]:
-    """camera -> the running worker that reports it online with frames."""
-    return {
-        c["camera_id"]: w["name"]
-        for w in workers
-        if w["state"] == "running"
-        for c in w["cameras"]
-        if c["state"] == "online" and c["input_fps"] > 0
-    }
 
 
 # Every tile shows its camera: a still or MJPEG that loaded, or WebRTC video that plays. With
