@@ -56,6 +56,9 @@ class CameraHealthIncidents:
         self._publish = publish
         self._open: dict[IncidentKind, Observation] = {}
 
+    def open_observations(self) -> list[Observation]:
+        return list(self._open.values())
+
     @property
     def inhibited(self) -> bool:
         return bool(self._open)

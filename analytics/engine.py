@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import cv2
 
@@ -112,6 +112,19 @@ class CameraAnalytics:
         self.last_zone_counts: dict[str, dict[str, int]] = {}
         self._intake = asyncio.Lock()
         self._tail: asyncio.Future[None] | None = None  # done when the latest frame is analysed
+
+    @property
+    def intake(self) -> asyncio.Lock:
+        """Held by whoever must keep frames out for a moment (a reload swapping engines)."""
+        return self._intake
+
+    async def drain(self) -> None:
+        """Wait until every frame handed to this engine so far is fully analysed (the caller
+        has stopped handing it new ones)."""
+        async with self._intake:  # FIFO: behind every frame already at the door
+            tail = self._tail
+        if tail is not None:
+            await asyncio.shield(tail)
 
     def active(self, now_mono: float, hold_s: float = 3.0) -> bool:
         """Did something move on this camera in the last `hold_s` seconds?"""
@@ -295,6 +308,74 @@ class CameraAnalytics:
                 taken += 1
         return taken
 
+    async def adopt(self, old: CameraAnalytics, motion_same: bool, at: datetime) -> Adopted:
+        """Take over from the engine this one replaces (a live reload changed the camera's
+        zones, rules or names): every rule whose definition and zone are unchanged keeps its
+        state and its open observation (same id), and so do the tracker, the line counts and,
+        with `motion_same`, the motion gate. Observations of rules that changed or went are
+        closed at `at`: the new rule opens its own when its condition holds."""
+        kept: list[str] = []
+        self.tracker = old.tracker
+        self.last_detections = old.last_detections
+        self.last_activity_mono = old.last_activity_mono
+        self.frames, self.detected = old.frames, old.detected
+        if motion_same:
+            self._gate = old._gate
+        old_lines = {c.line.id: c for c in old.lines}
+        self.lines = [
+            old_lines[c.line.id] if c.line.id in old_lines and old_lines[c.line.id].line == c.line
+            else c for c in self.lines
+        ]  # fmt: skip
+        carried: set[str] = set()
+        kept += self._carry("crowd", self._crowd, old._crowd, old, carried)
+        kept += self._carry("traffic", self._traffic, old._traffic, old, carried)
+        kept += self._carry("flood", self._flood, old._flood, old, carried)
+        closed: list[Observation] = []
+        for key, opened in old._open.items():
+            if key not in carried:
+                closed.append(opened.observation.model_copy(
+                    update={"phase": ObservationPhase.CLOSED, "at": at}))  # fmt: skip
+        old._open.clear()
+        if old.health is not None and self.health is not None:
+            if old.health.rule == self.health.rule and (old.health.tamper is None) == (
+                self.health.tamper is None
+            ):
+                old.health.camera_name = self.place.name
+                old.health.kecamatan, old.health.desa = self.place.kecamatan, self.place.desa
+                self.health = old.health
+                kept.append("health")
+            else:
+                closed += [o.model_copy(update={"phase": ObservationPhase.CLOSED, "at": at})
+                           for o in old.health.open_observations()]  # fmt: skip
+        for obs in closed:
+            log.info("camera=%s observation=%s closed: its rule was changed",
+                     self.place.camera_id, obs.id)  # fmt: skip
+            await self._publish(obs)
+        return Adopted(kept, [o.id for o in closed])
+
+    def _carry(
+        self, kind: str, mine: list[_S], theirs: list[_S], old: CameraAnalytics, carried: set[str]
+    ) -> list[str]:
+        """Put each unchanged rule's old state (and open observation) in place of the new one;
+        rules are matched by definition, so reordering them in the file keeps them too."""
+        kept, used = [], set()
+        for j, state in enumerate(mine):
+            for i, before in enumerate(theirs):
+                zone_same = old._zones.get(before.rule.zone) == self._zones.get(state.rule.zone)
+                if i in used or before.rule != state.rule or not zone_same:
+                    continue
+                used.add(i)
+                mine[j] = before
+                was, now = f"{kind}-{i}", f"{kind}-{j}"
+                kept.append(now)
+                if was in old._open:
+                    carried.add(was)
+                    opened = old._open[was]
+                    opened.observation = opened.observation.model_copy(update={"rule": now})
+                    self._open[now] = opened
+                break
+        return kept
+
     async def _with_snapshot(
         self, obs: Observation, frame: Frame, members: list[Detection]
     ) -> Observation:
@@ -309,6 +390,20 @@ class CameraAnalytics:
                         self.place.camera_id, obs.id, exc)  # fmt: skip
             return obs
         return obs.model_copy(update={"snapshot_ref": name})
+
+
+@dataclass
+class Adopted:
+    kept: list[str]  # rule keys (and "health") that continued
+    closed: list[str]  # observation ids closed because their rule changed
+
+
+class _RuleState(Protocol):
+    @property
+    def rule(self) -> CrowdRule | TrafficRule | FloodRule: ...
+
+
+_S = TypeVar("_S", bound=_RuleState)
 
 
 class _Resumable(Protocol):

@@ -154,6 +154,7 @@ def sample(proc: psutil.Process, health: dict[str, Any], data: Path, t0: float) 
         except psutil.Error:
             pass
     lag = health.get("loop_lag") or {}
+    heap = health.get("memory") or {}
     db = sum(size_mb(data / n) for n in ("pantau.db", "pantau.db-wal", "pantau.db-shm"))
     return {
         "t_min": round((time.monotonic() - t0) / 60, 2),
@@ -161,6 +162,8 @@ def sample(proc: psutil.Process, health: dict[str, Any], data: Path, t0: float) 
         "fds": fds, "threads": threads,
         "loop_lag_p99_ms": float(lag.get("p99_ms", 0.0)),
         "loop_lag_max_ms": float(lag.get("max_ms", 0.0)),
+        "malloc_in_use_mb": heap.get("malloc_in_use_mb"),
+        "malloc_free_kept_mb": heap.get("malloc_free_kept_mb"),
         "db_mb": db, "recordings_mb": size_mb(data / "recordings"),
         "wall_clients": int(health.get("wall_clients", 0) or 0),
     }  # fmt: skip
@@ -195,7 +198,10 @@ def verdict(samples: list[dict[str, Any]], total_min: float) -> dict[str, Any]:
         slope_per_hour(xs, [s["threads"] for s in steady]) < 2
     )
     out["rss_ok"] = out["rss_mb_per_h"] < TARGETS["rss_mb_per_h"]
-    out["lag_ok"] = out["loop_lag_p99_ms_max"] < TARGETS["loop_lag_p99_ms"]
+    out["health_missed"] = max(int(s.get("health_missed", 0)) for s in samples)
+    out["lag_ok"] = (
+        out["loop_lag_p99_ms_max"] < TARGETS["loop_lag_p99_ms"] and out["health_missed"] == 0
+    )
     return out
 
 
@@ -208,14 +214,26 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     t = [s["t_min"] for s in samples]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     series = [
-        (axes[0][0], "RSS, MB", [("demo process", "rss_mb"), ("its children", "children_rss_mb")]),
+        (
+            axes[0][0],
+            "memory, MB",
+            [
+                ("RSS, demo process", "rss_mb"),
+                ("RSS, its children", "children_rss_mb"),
+                ("malloc: in use", "malloc_in_use_mb"),
+                ("malloc: freed, kept", "malloc_free_kept_mb"),
+            ],
+        ),
         (axes[0][1], "open files / threads", [("file descriptors", "fds"), ("threads", "threads")]),
         (axes[1][0], "event-loop lag p99, ms (last minute)", [("p99", "loop_lag_p99_ms")]),
         (axes[1][1], "on disk, MB", [("SQLite", "db_mb"), ("recordings", "recordings_mb")]),
     ]
     for ax, label, lines in series:
         for name, key in lines:
-            ax.plot(t, [s[key] for s in samples], label=name)
+            points = [(x, s.get(key)) for x, s in zip(t, samples, strict=True)]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                ax.plot([x for x, _ in points], [y for _, y in points], label=name)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -269,11 +287,18 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             proc = psutil.Process(demo.pid)
             t0 = time.monotonic()
+            missed = 0
             data = folder / "var"
             while time.monotonic() - t0 < total_s:
                 await asyncio.sleep(min(args.every, max(1.0, total_s - (time.monotonic() - t0))))
-                health = (await http.get("/api/health")).json()
+                try:
+                    health = (await http.get("/api/health")).json()
+                except httpx.HTTPError as exc:  # counted: a health check that hangs is a finding
+                    health = {}
+                    missed += 1
+                    print(f"  health check failed: {exc!r}", flush=True)
                 row = sample(proc, health, data, t0)
+                row["health_missed"] = missed
                 if status.is_file():
                     got = json.loads(status.read_text() or "{}")
                     row["ws_messages"] = got.get("messages", 0)
@@ -324,6 +349,7 @@ def main() -> None:
         ("file descriptors (min-max)", "{}-{}".format(*v["fds_range"]), "flat", v["fds_flat"]),
         ("threads (min-max)", "{}-{}".format(*v["threads_range"]), "flat", v["threads_flat"]),
         ("loop lag p99, worst minute, ms", f"{v['loop_lag_p99_ms_max']:.1f}", "< 50", v["lag_ok"]),
+        ("health checks unanswered in 10 s", str(v["health_missed"]), "0", v["health_missed"] == 0),
     ])  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     name = "soak.json" if out["minutes"] >= 60 else "soak_short.json"

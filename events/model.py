@@ -366,6 +366,7 @@ class EventType(StrEnum):
     DELIVERY = "notification.delivery"
     OBSERVATION = "observation"
     CLIP_REQUEST = "clip.request"
+    CONFIG_CHANGED = "config.changed"
 
 
 class IncidentEvent(Message):
@@ -424,6 +425,45 @@ class ClipRequestEvent(Message):
     request: ClipRequest
 
 
+class ConfigChangedEvent(Message):
+    """cameras.yaml was reloaded on the server: workers take the new text from Redis (never
+    from the event, which pages also see), pages fetch the new camera and wall lists."""
+
+    type: Literal[EventType.CONFIG_CHANGED] = EventType.CONFIG_CHANGED
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    digest: str  # sha256 of the file's text
+    by: str  # who or what reloaded it: "SIGHUP", "pantau reload", "editor:<user>"
+    cameras: list[str] = []  # the cameras whose settings changed
+
+
+class ReloadResult(BaseModel):
+    """What a reload of cameras.yaml answered (`pantau reload`, SIGHUP, the API, the editor)."""
+
+    ok: bool
+    by: str
+    at: UtcDatetime = Field(default_factory=utcnow)
+    digest: str | None = None
+    errors: list[str] = []  # file:line: field: message, as `pantau check` prints them
+    changed: dict[str, list[str]] = {}  # ConfigDiff.summary() of what was applied
+    restart_needed: list[str] = []  # sections changed in the file but running as before
+    cameras: dict[str, object] = {}  # per camera: what happened to it
+
+    def lines(self) -> list[str]:
+        """For a terminal and the log."""
+        if not self.ok:
+            return ["cameras.yaml not applied, the running config stays:", *self.errors]
+        out = []
+        shown = {k: v for k, v in self.changed.items() if k != "restart_needed"}
+        if not shown and not self.restart_needed:
+            out.append("no change")
+        for key, names in shown.items():
+            out.append(f"{key.replace('_', ' ')}: {', '.join(names)}")
+        for name in self.restart_needed:
+            out.append(f"{name}: changed in the file, needs a restart (running as before)")
+        return out
+
+
 AnyEvent = (
     IncidentEvent
     | CameraStatusEvent
@@ -433,6 +473,7 @@ AnyEvent = (
     | DeliveryEvent
     | ObservationEvent
     | ClipRequestEvent
+    | ConfigChangedEvent
 )
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 _event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)

@@ -35,6 +35,7 @@ class RecordingService:
         self.config = config
         self.root = root
         self.index = SegmentIndex(root / "segments.db")
+        self._ffmpeg = ffmpeg
         self.recorders = {
             cid: SegmentRecorder(cid, src, config, root, self.index, ffmpeg)
             for cid, src in cameras.items()
@@ -47,6 +48,23 @@ class RecordingService:
         )  # fmt: skip
         self._task: asyncio.Task[None] | None = None
         self._running: set[str] = set()
+
+    def set_cameras(self, cameras: dict[str, CameraSource]) -> None:
+        """A reloaded camera list: recorders for cameras that record now, none for the others.
+        A camera whose recorder runs keeps it; the caller stops a camera before changing its
+        stream and starts it again after."""
+        for cid in list(self.recorders):
+            src = cameras.get(cid)
+            if cid not in self._running and (src is None or src != self.recorders[cid].source):
+                del self.recorders[cid]
+        for cid, src in cameras.items():
+            if src.record and cid not in self.recorders:
+                self.recorders[cid] = SegmentRecorder(
+                    cid, src, self.config, self.root, self.index, self._ffmpeg
+                )
+        self.retention.retention_days = {
+            cid: src.retention_days for cid, src in cameras.items() if src.retention_days
+        }
 
     def records(self, camera_id: str) -> bool:
         """Is this camera being recorded here now (configured and held by this box)?"""

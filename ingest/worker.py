@@ -48,6 +48,11 @@ class CameraWorker:
         self._skipped_total = 0
         self._skip_window: list[tuple[float, int]] = []
 
+    def set_frame_handler(self, on_frame: FrameHandler) -> None:
+        """Frames from now on go to `on_frame` (a reload's new analytics); those in flight
+        finish where they went."""
+        self._on_frame = on_frame
+
     async def start(self) -> None:
         self.capture.start()
         self._tasks = [

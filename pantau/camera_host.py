@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.detector import Detector
-from analytics.engine import CameraAnalytics, CameraPlace, SnapshotSink
+from analytics.engine import Adopted, CameraAnalytics, CameraPlace, SnapshotSink
 from events.bus import Bus, Subscription
 from events.model import (
     CameraState,
@@ -32,11 +32,13 @@ from events.model import (
     EventType,
     Observation,
     ObservationEvent,
+    utcnow,
 )
 from ingest.recording import RecordingService
 from ingest.source import PacketListener
 from ingest.worker import CameraWorker
 from pantau.config import Camera, PantauConfig
+from pantau.config_diff import ConfigDiff
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +76,22 @@ class CameraHost:
         self.cameras = {c.id: c for c in config.cameras}
         self.detector = Detector(config.detector)
         self.clip_dir = data_dir / "clips"
+        self.data_dir = data_dir
         self.recording: RecordingService | None = None
         if any(c.record for c in config.cameras):
-            self.recording = RecordingService(
-                {c.id: c for c in config.cameras}, config.recording,
-                data_dir / config.recording.dir, self.clip_dir, self._publish_clip,
-            )  # fmt: skip
+            self.recording = self._recording_service()
         self.running: dict[str, _Running] = {}
         self._may_speak = may_speak or (lambda _cid: True)
         self._on_observation = on_observation
         self._clip_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.dropped_unheld = 0  # observations not sent: the lease was no longer ours
+
+    def _recording_service(self) -> RecordingService:
+        return RecordingService(
+            dict(self.cameras), self.config.recording,
+            self.data_dir / self.config.recording.dir, self.clip_dir, self._publish_clip,
+        )  # fmt: skip
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,19 +121,11 @@ class CameraHost:
             if camera_id in self.running:
                 return
             cam = self.cameras[camera_id]
-            place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
-
-            async def publish(obs: Observation) -> None:
-                await self._publish_observation(camera_id, obs)
+            engine = self._engine(cam)
 
             async def status(st: CameraStatus) -> None:
                 await self._on_status(camera_id, st)
 
-            engine = CameraAnalytics(
-                place, cam.zones, cam.rules, self.detector, publish, self.snapshots,
-                detect_fps=cam.detect_fps, motion=self.config.motion, lines=cam.lines,
-                detect_size=cam.detect_size,
-            )  # fmt: skip
             if resume:
                 taken = engine.resume(resume, time.monotonic())
                 log.info("camera=%s took over %d open observations", camera_id, taken)
@@ -137,6 +135,84 @@ class CameraHost:
             if self.recording is not None:
                 await self.recording.start_camera(camera_id)
         log.info("camera=%s started on worker=%s token=%s", camera_id, self.name, token)
+
+    def _engine(self, cam: Camera) -> CameraAnalytics:
+        place = CameraPlace(cam.id, cam.name, cam.kecamatan, cam.desa)
+
+        async def publish(obs: Observation) -> None:
+            await self._publish_observation(cam.id, obs)
+
+        return CameraAnalytics(
+            place, cam.zones, cam.rules, self.detector, publish, self.snapshots,
+            detect_fps=cam.detect_fps, motion=self.config.motion, lines=cam.lines,
+            detect_size=cam.detect_size,
+        )  # fmt: skip
+
+    # ---- live reload ------------------------------------------------------------------------
+    async def reconfigure(self, config: PantauConfig, diff: ConfigDiff) -> dict[str, object]:
+        """Apply a reloaded cameras.yaml to the cameras this box runs; every camera the diff
+        does not name keeps its capture, recording and analysis untouched."""
+        motion_same = self.config.motion == config.motion
+        self.config = config
+        self.cameras = {c.id: c for c in config.cameras}
+        report: dict[str, object] = {}
+        for cid in diff.cameras_removed:
+            if cid in self.running:
+                await self.stop_camera(cid)
+                report[cid] = "stopped"
+        if self.recording is not None:
+            for cid in diff.cameras_restarted:  # their recorders start again with the new URL
+                await self.recording.stop_camera(cid)
+            self.recording.set_cameras(dict(self.cameras))
+        elif any(c.record for c in config.cameras):
+            self.recording = self._recording_service()
+            await self.recording.start()
+        for cid in diff.cameras_restarted:
+            run = self.running.get(cid)
+            if run is None:
+                continue
+            async with self._lock:
+                await self._restart(run, self.cameras[cid], motion_same)
+            report[cid] = "restarted"
+        for cid in diff.cameras_reanalysed:
+            run = self.running.get(cid)
+            if run is None:
+                continue
+            async with self._lock:
+                kept = await self._reanalyse(run, self.cameras[cid], motion_same)
+            report[cid] = {"reanalysed": True, "kept": kept.kept, "closed": kept.closed}
+        return report
+
+    async def _reanalyse(self, run: _Running, cam: Camera, motion_same: bool) -> Adopted:
+        """New zones and rules on a running camera: frames keep coming; the new engine waits at
+        its door until the old one has finished the frames it holds, then takes its state."""
+        engine = self._engine(cam)
+        old = run.analytics
+        async with engine.intake:
+            run.worker.set_frame_handler(engine.on_frame)
+            run.analytics, run.camera = engine, cam
+            await old.drain()
+            adopted = await engine.adopt(old, motion_same, utcnow())
+        log.info("camera=%s analytics rebuilt: kept %s, closed %d observations", cam.id,
+                 ", ".join(adopted.kept) or "nothing", len(adopted.closed))  # fmt: skip
+        return adopted
+
+    async def _restart(self, run: _Running, cam: Camera, motion_same: bool) -> None:
+        """New stream settings: capture (and recording) start again; the rules carry on."""
+        await run.worker.stop()
+        engine = self._engine(cam)
+        await run.analytics.drain()
+        await engine.adopt(run.analytics, motion_same, utcnow())
+
+        async def status(st: CameraStatus) -> None:
+            await self._on_status(cam.id, st)
+
+        run.worker = CameraWorker(cam.id, cam, engine.on_frame, status)
+        run.analytics, run.camera, run.reported = engine, cam, None
+        await run.worker.start()
+        if self.recording is not None and cam.record:
+            await self.recording.start_camera(cam.id)
+        log.info("camera=%s restarted with its new stream settings", cam.id)
 
     async def stop_camera(self, camera_id: str) -> None:
         """Stop capture, analysis and recording of a camera at once (e.g. its lease is lost)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import re
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Protocol
 
 from events.store import Store
-from pantau import demo_media
+from pantau import control, demo_media
 from pantau.config import ConfigError, PantauConfig, load
+from pantau.control import socket_path
+from pantau.heap import limit_arenas
+from pantau.reloader import ConfigSource, ReloadResult
 
 log = logging.getLogger("pantau")
 
@@ -62,10 +66,10 @@ class _Service(Protocol):
     async def stop(self) -> None: ...
 
 
-async def _serve(config: PantauConfig, base_dir: Path, role: str = "all") -> None:
+async def _serve(config: PantauConfig, source: ConfigSource, role: str = "all") -> None:
     from pantau.runtime import Runtime  # heavy imports (torch) only when really running
 
-    await _until_signal(Runtime(config, base_dir, role=role))
+    await _until_signal(Runtime(config, source.path.parent, role=role, source=source))
 
 
 async def _until_signal(runtime: _Service) -> None:
@@ -74,6 +78,9 @@ async def _until_signal(runtime: _Service) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    on_sighup = getattr(runtime, "on_sighup", None)
+    if on_sighup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         start = asyncio.create_task(runtime.start())
         waiter = asyncio.create_task(stop.wait())
@@ -106,7 +113,7 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> i
         config = config.model_copy(
             update={"server": config.server.model_copy(update={"port": args.port})}
         )
-    asyncio.run(_serve(config, path.resolve().parent))
+    asyncio.run(_serve(config, ConfigSource(path.resolve(), env, args.port)))
     return 0
 
 
@@ -129,7 +136,7 @@ def cmd_server(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
         config = config.model_copy(
             update={"server": config.server.model_copy(update={"port": args.port})}
         )
-    asyncio.run(_serve(config, path.resolve().parent, role="server"))
+    asyncio.run(_serve(config, ConfigSource(path.resolve(), env, args.port), role="server"))
     return 0
 
 
@@ -147,11 +154,32 @@ def cmd_worker(args: argparse.Namespace, env: Mapping[str, str] | None = None) -
         worker = WorkerRuntime(
             config, path.resolve().parent, args.name, args.capacity,
             media_host=host or "0.0.0.0", media_port=int(port), media_url=args.media_url,
+            source=ConfigSource(path.resolve(), env),
         )  # fmt: skip
         await _until_signal(worker)
 
     asyncio.run(run())
     return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Validate here first (errors as `pantau check` prints them, nothing sent), then ask the
+    running process over its control socket and print what it applied."""
+    path = Path(args.config)
+    config = _load_or_exit(path, demo_env())
+    sock = socket_path((path.resolve().parent / config.storage.data_dir).resolve())
+    if not sock.exists():
+        sys.stderr.write(f"{path}: no running pantau found for this file ({sock} is missing)\n")
+        return 1
+    try:
+        answer = control.request(sock, "reload", by=f"pantau reload ({getpass.getuser()})")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"{sock}: the running pantau did not answer: {exc}\n")
+        return 1
+    result = ReloadResult.model_validate(answer)
+    out = sys.stdout if result.ok else sys.stderr
+    out.write("".join(f"{line}\n" for line in result.lines()))
+    return 0 if result.ok else EXIT_INVALID_CONFIG
 
 
 def _with_store(
@@ -284,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     p_worker.add_argument(
         "--media-url", default=None, help="how the server reaches it (http://<fqdn>:<port>)"
     )
+    p_reload = sub.add_parser(
+        "reload", help="apply a changed cameras.yaml to the running pantau (no restart)"
+    )
+    p_reload.add_argument("config", nargs="?", default="cameras.yaml")
     p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
     p_check.add_argument("config", nargs="?", default="cameras.yaml")
     p_key = sub.add_parser("apikey", help="API keys of OPD systems (intake API)")
@@ -314,12 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "reload":
+        return cmd_reload(args)
     if args.command == "apikey":
         return cmd_apikey(args)
     if args.command == "user":
         return cmd_user(args)
     if args.command == "schema":
         return cmd_schema(args)
+    if args.command in ("run", "demo", "server", "worker"):
+        limit_arenas()  # before any thread starts (pantau/heap.py says why)
     if args.command == "server":
         return cmd_server(args, demo_env())
     if args.command == "worker":

@@ -365,12 +365,23 @@ def load(
     """Read and validate cameras.yaml. Raises ConfigError naming file, line and field;
     `warnings` (when given) gets what is allowed but probably wrong, as file:line lines."""
     path = Path(path)
-    name = path.name
-    env = os.environ if env is None else env
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    return parse(text, path.name, path.parent, env, warnings)
+
+
+def parse(
+    text: str,
+    name: str,
+    base_dir: Path,
+    env: Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> PantauConfig:
+    """`load` for text already read (a worker takes the server's reloaded file from Redis);
+    `name` is what errors call the file, `base_dir` what relative paths in it start from."""
+    env = os.environ if env is None else env
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -396,7 +407,7 @@ def load(
         # In file order, as a person reads the file top-down.
         raise ConfigError([f"{name}:{line}: {text}" for line, text in sorted(found)]) from exc
     region_errors, region_warnings = _region_problems(config)
-    refs = config.reference_problems() + _file_problems(config, path.parent) + region_errors
+    refs = config.reference_problems() + _file_problems(config, base_dir) + region_errors
     if refs:
         raise ConfigError(
             [f"{name}:{_line_for(loc, lines)}: {_dotted(loc)}: {msg}" for loc, msg in refs]

@@ -23,7 +23,7 @@ from events.bus import Bus, MemoryBus, default_consumer_name
 from events.cap_feed import CapFeedPoller
 from events.desk import IncidentDesk
 from events.desk_feed import DeskFeed
-from events.model import Incident
+from events.model import ConfigChangedEvent, Incident
 from events.notify.dispatcher import Dispatcher
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
@@ -31,15 +31,20 @@ from events.store import Store
 from ingest.urls import mask_url
 from pantau import demo_media
 from pantau.camera_host import CameraHost
-from pantau.config import PantauConfig
+from pantau.config import ConfigError, PantauConfig
+from pantau.config_diff import diff
+from pantau.control import ControlServer, socket_path
 from pantau.disk_watch import DiskWatch
+from pantau.heap import HeapKeeper
 from pantau.loop_monitor import LoopMonitor
+from pantau.memory_trace import MemoryTrace
+from pantau.reloader import ConfigSource, ReloadResult, digest, running_config
 from pantau.rtsp_server import RtspTestServer
 from pantau.server_fleet import ServerFleet
 from pantau.web import QuietServer, serve
 from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import Accounts, Role
-from wallboard.hub import Hub
+from wallboard.hub import PAGE_TYPES, Hub
 from wallboard.live import LiveFrames
 from wallboard.walls import WallDirector
 from wallboard.webrtc import LiveVideo
@@ -65,6 +70,8 @@ class Runtime:
     # "all": every part here (pantau run); "server": desk, store, routing, wall and API, with
     # the cameras on `pantau worker` boxes (pantau server, Redis bus).
     role: str = "all"
+    # Where `reload` reads the file again; None: this process cannot reload (tests, benches).
+    source: ConfigSource | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = (self.base_dir / self.config.storage.data_dir).resolve()
@@ -86,6 +93,8 @@ class Runtime:
         )
         self.feed = DeskFeed(self.desk, self.bus)
         self.loop_monitor = LoopMonitor()
+        self.memory_trace = MemoryTrace.from_env()
+        self.heap = HeapKeeper()
         self.disk_watch: DiskWatch | None = None
         self.host: CameraHost | None = None
         if self.role == "all":
@@ -114,6 +123,12 @@ class Runtime:
             LiveVideo(self.host, self.config.ui.max_live_viewers) if self.host else None
         )
         self.walls = WallDirector(self.config.walls, self.hub)
+        self._deps: WallboardDeps | None = None
+        self._cap_feeds: list[tuple[CapFeedPoller, asyncio.Task[None]]] = []
+        self._reload_lock = asyncio.Lock()
+        self.last_reload: ReloadResult | None = None
+        self.control: ControlServer | None = None
+        self._signalled: set[asyncio.Task[ReloadResult]] = set()
 
     # ---- wiring helpers ------------------------------------------------------------------
     async def _open_incidents(self) -> list[Incident]:
@@ -177,6 +192,7 @@ class Runtime:
                 "wall_clients": self.hub.client_count,
                 "loop_lag": self.loop_monitor.stats(),
                 "disk": self.disk_watch.state() if self.disk_watch else {},
+                "memory": self.heap.state(),
             }  # fmt: skip
         return {
             "cameras": {cid: str(st.state) for cid, st in self.host.statuses().items()},
@@ -186,11 +202,15 @@ class Runtime:
             "live_video": self.video.stats() if self.video else {},
             "loop_lag": self.loop_monitor.stats(),
             "disk": self.disk_watch.state() if self.disk_watch else {},
+            "memory": self.heap.state(),
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         await self.loop_monitor.start()
+        if self.memory_trace is not None:
+            await self.memory_trace.start()
+        self.heap.start()
         await self.store.open()
         await self._first_account()
         if self.config.demo is not None:
@@ -216,15 +236,111 @@ class Runtime:
         )
         await self.disk_watch.start()
         await self.dispatcher.start(self.bus)
-        for feed in self.config.intake.cap_feeds:
-            poller = CapFeedPoller(feed, self.region(), self.desk.receive_alert)
-            self._tasks.append(asyncio.create_task(poller.run(), name=f"cap-feed {feed.url}"))
-        self.hub.start(await self.bus.subscribe(f"wallboard-{default_consumer_name()}"))
+        self._start_cap_feeds()
+        self.hub.start(
+            await self.bus.subscribe(f"wallboard-{default_consumer_name()}", types=PAGE_TYPES)
+        )
         self.walls.start(await self.bus.subscribe(f"walls-{default_consumer_name()}"))
         if self.host is not None:
             for cam in self.config.cameras:
                 await self.host.start_camera(cam.id)
         await self._start_web()
+        if self.source is not None:
+            if self.fleet is not None:  # workers converge on the server's file
+                text = await asyncio.to_thread(self.source.path.read_text, encoding="utf-8")
+                await self.fleet.share_config(text)
+                await self.bus.publish(ConfigChangedEvent(digest=digest(text), by="server start"))
+            self.control = ControlServer(
+                socket_path(self.data_dir), {"reload": self._control_reload}
+            )
+            await self.control.start()
+
+    async def _control_reload(self, request: dict[str, object]) -> dict[str, object]:
+        result = await self.reload(str(request.get("by") or "pantau reload"))
+        return result.model_dump(mode="json")
+
+    def on_sighup(self) -> None:
+        """SIGHUP: reload, the answer goes to the log."""
+        task = asyncio.create_task(self.reload("SIGHUP"), name="reload SIGHUP")
+        self._signalled.add(task)
+        task.add_done_callback(self._signalled.discard)
+
+    def _start_cap_feeds(self) -> None:
+        for feed in self.config.intake.cap_feeds:
+            poller = CapFeedPoller(feed, self.region(), self.desk.receive_alert)
+            task = asyncio.create_task(poller.run(), name=f"cap-feed {feed.url}")
+            self._cap_feeds.append((poller, task))
+
+    async def _stop_cap_feeds(self) -> None:
+        for _, task in self._cap_feeds:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in self._cap_feeds), return_exceptions=True)
+        self._cap_feeds = []
+
+    # ---- live reload ---------------------------------------------------------------------
+    async def reload(self, by: str) -> ReloadResult:
+        """Read cameras.yaml again and apply what changed (pantau/config_diff.py says what can
+        be applied live). An invalid file is refused whole: the running config stays."""
+        if self.source is None:
+            return ReloadResult(
+                ok=False, by=by, errors=["this process was not started from a file"]
+            )
+        async with self._reload_lock:
+            try:
+                text, new = await asyncio.to_thread(self.source.read)
+            except ConfigError as exc:
+                log.error("reload by %s refused, the running config stays:\n%s", by, exc)
+                result = ReloadResult(ok=False, by=by, errors=exc.problems)
+                self.last_reload = result
+                return result
+            result = await self._apply(text, new, by)
+            self.last_reload = result
+            log.info("reload by %s: %s", by, "; ".join(result.lines()))
+            return result
+
+    async def _apply(self, text: str, new: PantauConfig, by: str) -> ReloadResult:
+        old = self.config
+        change = diff(old, new)
+        new = running_config(old, new, change)
+        self.config = new
+        cameras: dict[str, object] = {}
+        if self.host is not None:
+            cameras = await self.host.reconfigure(new, change)
+            for cid in change.cameras_added:
+                await self.host.start_camera(cid)
+                cameras[cid] = "started"
+        if self.fleet is not None:
+            await self.fleet.reconfigure(new, text)
+        self.desk.routes = list(new.routing)
+        self.desk.correlation = new.correlation
+        self.desk.camera_coords = {
+            c.id: (c.lat, c.lon) for c in new.cameras if c.lat is not None and c.lon is not None
+        }
+        self.dispatcher.reconfigure(new.opds, new.routing, new.correlation, new.ui.timezone)
+        self.walls.reconfigure(new.walls)
+        self.hub.set_static(self._static_snapshot())
+        if old.intake.cap_feeds != new.intake.cap_feeds:
+            await self._stop_cap_feeds()
+            self._start_cap_feeds()
+        else:
+            for poller, _ in self._cap_feeds:
+                poller.region = self.region()
+        if self._deps is not None:
+            self._deps.cameras = self._camera_infos()
+            self._deps.walls = new.walls
+            self._deps.ui = new.ui
+            self._deps.kecamatan = self.kecamatan_names()
+            self._deps.region = self.region()
+            self._deps.opds = [{"id": o.id, "name": o.name} for o in new.opds]
+        result = ReloadResult(
+            ok=True, by=by, digest=digest(text), changed=change.summary(),
+            restart_needed=change.restart_needed, cameras=cameras,
+        )  # fmt: skip
+        if not change.empty:
+            touched = sorted(change.cameras_touched)
+            event = ConfigChangedEvent(digest=result.digest or "", by=by, cameras=touched)
+            await self.bus.publish(event)
+        return result
 
     async def _first_account(self) -> None:
         """With no account yet: an admin from PANTAU_ADMIN_PASSWORD, or in the demo one with a
@@ -248,13 +364,16 @@ class Runtime:
         cache = demo_media.default_cache_dir()
         return {s.path: demo_media.resolve_clip(s.clip, assets, cache) for s in demo.streams}
 
-    async def _start_web(self) -> None:
-        cameras = [
+    def _camera_infos(self) -> list[CameraInfo]:
+        return [
             CameraInfo(
                 id=c.id, name=c.name, kecamatan=c.kecamatan, desa=c.desa, url_masked=mask_url(c.url)
             )
             for c in self.config.cameras
         ]
+
+    async def _start_web(self) -> None:
+        cameras = self._camera_infos()
         deps = WallboardDeps(
             store=self.store,
             hub=self.hub,
@@ -281,6 +400,8 @@ class Runtime:
         if server.tls is not None:
             tls = (self.base_dir / server.tls.cert, self.base_dir / server.tls.key)
         deps.hsts = tls is not None
+        deps.reload = self.reload if self.source is not None else None
+        self._deps = deps
         self._web, self._web_task, self.web_port = await serve(
             create_app(deps), server.host, server.port, tls, server.trusted_proxies
         )
@@ -288,6 +409,9 @@ class Runtime:
         log.info("wallboard on %s://%s:%d/", scheme, server.host, self.web_port)
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+        await asyncio.gather(*self._signalled, return_exceptions=True)
         if self._web is not None and self._web_task is not None:
             self._web.should_exit = True
             with contextlib.suppress(Exception):
@@ -304,6 +428,7 @@ class Runtime:
         # Let the desk take in what the bus already holds (last observations), then end it.
         await self.bus.close()
         await self.feed.stop()
+        await self._stop_cap_feeds()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=2)
             for task in pending:
@@ -312,4 +437,8 @@ class Runtime:
         if self.rtsp is not None:
             await asyncio.to_thread(self.rtsp.stop)
         await self.store.close()
+        if self.memory_trace is not None:
+            await self.memory_trace.stop()
+        await self.heap.stop()
+        await self.loop_monitor.stop()
         log.info("pantau stopped")

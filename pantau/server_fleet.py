@@ -19,7 +19,7 @@ from pantau.config import PantauConfig
 from pantau.fleet import Registry
 from pantau.leases import CameraLeases
 from pantau.media_proxy import RemoteMedia
-from pantau.worker_role import SNAPSHOT
+from pantau.worker_role import CONFIG_KEY, SNAPSHOT
 from wallboard.hub import Hub
 from wallboard.webrtc import LiveError
 
@@ -63,6 +63,16 @@ class ServerFleet:
         if self._media is not None:
             await self._media.close()
         await self.redis.aclose()
+
+    async def reconfigure(self, config: PantauConfig, text: str) -> None:
+        """A reload on the server: the fleet watch covers the new camera list, and the workers
+        get the file's text through Redis (they parse it with their own environment)."""
+        self.config = config
+        self.watch.cameras = {c.id: c for c in config.cameras}
+        await self.share_config(text)
+
+    async def share_config(self, text: str) -> None:
+        await retrying(f"SET {CONFIG_KEY}", lambda: self.redis.set(CONFIG_KEY, text))
 
     async def fence(self, camera_id: str) -> int | None:
         """The desk's fence check waits out a Redis restart: an observation that the desk

@@ -20,14 +20,25 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from events.model import Observation, WorkerCamera, WorkerStatus, utcnow
+from events.bus import Subscription
+from events.model import (
+    ConfigChangedEvent,
+    EventType,
+    Observation,
+    WorkerCamera,
+    WorkerStatus,
+    utcnow,
+)
 from events.redis_bus import RedisStreamBus
 from ingest.urls import mask_url
 from pantau.camera_host import CameraHost
-from pantau.config import PantauConfig
+from pantau.config import ConfigError, PantauConfig
+from pantau.config_diff import diff
 from pantau.fleet import Registry
+from pantau.heap import HeapKeeper
 from pantau.leases import CameraLeases, Held
 from pantau.media_server import media_app
+from pantau.reloader import ConfigSource, digest, running_config
 from pantau.web import QuietServer, serve
 from wallboard.live import LiveFrames
 from wallboard.webrtc import LiveVideo
@@ -35,6 +46,7 @@ from wallboard.webrtc import LiveVideo
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "pantau:snapshot:{}"
+CONFIG_KEY = "pantau:config"  # the server's cameras.yaml text, as last loaded there
 SNAPSHOT_KEEP_S = 6 * 3600  # the server copies it as soon as it takes the observation
 
 
@@ -48,8 +60,11 @@ class WorkerRuntime:
         media_host: str = "0.0.0.0",
         media_port: int = 8091,
         media_url: str | None = None,
+        source: ConfigSource | None = None,
     ) -> None:
         self.config = config
+        self.source = source
+        self.config_digest: str | None = None  # of the text the cameras run from
         self.name = name
         self.capacity = capacity
         self.fleet = config.fleet
@@ -70,6 +85,7 @@ class WorkerRuntime:
         self.media_host, self.media_port, self._media_url = media_host, media_port, media_url
         self.started_at = utcnow()
         self._tasks: list[asyncio.Task[None]] = []
+        self.heap = HeapKeeper()
         self._web: QuietServer | None = None
         self._web_task: asyncio.Task[None] | None = None
         self._cpu = (time.monotonic(), _cpu_seconds())
@@ -241,6 +257,7 @@ class WorkerRuntime:
         log.info("worker=%s on %s, capacity=%s", self.name, mask_url(self.config.bus),
                  self.capacity or "any")  # fmt: skip
         await self.host.start()
+        self.heap.start()
         secret = await self.bus.retrying("media key", self.registry.media_secret)
         app = media_app(
             secret, self.name, self.stills, self.video, self.may_speak, self.host.clip_dir
@@ -249,9 +266,67 @@ class WorkerRuntime:
             app, self.media_host, self.media_port
         )
         await self.registry.beat(self.status())
+        if self.source is not None:
+            own = await asyncio.to_thread(self.source.path.read_text, encoding="utf-8")
+            self.config_digest = digest(own)
+            shared = await self.bus.retrying("GET config", lambda: self.redis.get(CONFIG_KEY))
+            if shared is not None:  # before claiming: cameras run from the server's file
+                await self.take_config(_text(shared), "server")
+            sub = await self.bus.subscribe(
+                f"config-{self.name}", types=frozenset({EventType.CONFIG_CHANGED})
+            )
+            self._tasks.append(asyncio.create_task(self._config_changes(sub), name="config"))
         for coro, name in ((self._heartbeat(), "heartbeat"), (self._lease_loop(), "leases"),
                            (self._watchdog(), "lease-watchdog")):  # fmt: skip
             self._tasks.append(asyncio.create_task(coro, name=name))
+
+    # ---- the server's cameras.yaml -------------------------------------------------------
+    async def _config_changes(self, sub: Subscription) -> None:
+        try:
+            async for event in sub:
+                if not isinstance(event, ConfigChangedEvent) or event.digest == self.config_digest:
+                    continue
+                try:
+                    raw = await self.redis.get(CONFIG_KEY)
+                except (OSError, aioredis.RedisError) as exc:
+                    log.warning("worker=%s cannot read the server's config: %s", self.name, exc)
+                    continue
+                if raw is not None:
+                    await self.take_config(_text(raw), event.by)
+        finally:
+            await sub.close()
+
+    async def take_config(self, text: str, by: str) -> None:
+        """The server's cameras.yaml (reloaded there, or newer than this box's copy): the
+        cameras change as they would in one process; what needs a restart here stays."""
+        if digest(text) == self.config_digest or self.source is None:
+            return
+        try:
+            new = self.source.parse(text)
+        except ConfigError as exc:  # e.g. a ${VAR} this box does not have
+            log.error("worker=%s cannot take the server's cameras.yaml (by %s), keeps its "
+                      "cameras as they are:\n%s", self.name, by, exc)  # fmt: skip
+            return
+        change = diff(self.config, new)
+        new = running_config(self.config, new, change)
+        if change.restart_needed:
+            differs = ", ".join(change.restart_needed)
+            log.warning("worker=%s: the server's cameras.yaml differs in %s; this box keeps "
+                        "its own until restarted", self.name, differs)  # fmt: skip
+        cameras = {c.id: c for c in new.cameras}
+        for cid in list(self.held):
+            cam = cameras.get(cid)
+            if cam is None or (cam.workers and self.name not in cam.workers):
+                held = self.held.pop(cid)
+                await self.host.stop_camera(cid)
+                with contextlib.suppress(OSError, aioredis.RedisError):
+                    await self.leases.release(cid, self.name, held.token)
+                log.info("camera=%s released by worker=%s: %s", cid, self.name,
+                         "removed" if cam is None else "pinned to other workers")  # fmt: skip
+        self.config = new
+        self.config_digest = digest(text)
+        report = await self.host.reconfigure(new, change)
+        log.info("worker=%s took cameras.yaml (by %s): %s", self.name, by, report or "no change")
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -273,9 +348,14 @@ class WorkerRuntime:
                 await asyncio.wait_for(self._web_task, 3)
         await self.video.close()
         await self.host.stop()
+        await self.heap.stop()
         await self.bus.close()
         await self.redis.aclose()
         log.info("worker=%s stopped", self.name)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8") if isinstance(raw, bytes) else raw
 
 
 def _cpu_seconds() -> float:

@@ -7,7 +7,6 @@ error status); errors share one body (wallboard/errors.py).
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from events.region import Region
 from wallboard.access import Access
 from wallboard.actions_api import actions_router
 from wallboard.cameras_api import cameras_router
@@ -49,13 +48,11 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.include_router(session_router(deps.accounts, access))
     app.include_router(silences_router(deps.store, access, deps.accounts))
     if deps.director is not None:
-        app.include_router(walls_router(deps.walls, deps.director, access, deps.accounts))
+        app.include_router(walls_router(deps, deps.director, access, deps.accounts))
     if deps.desk is not None:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:
-        region = deps.region or Region.from_names(deps.kecamatan)
-        cameras = {c.id for c in deps.cameras}
-        app.include_router(intake_router(deps.desk, access, cameras, region))
+        app.include_router(intake_router(deps, deps.desk, access))
     app.include_router(ws_router(deps, access))
     app.add_middleware(MethodNotAllowed, openapi=app.openapi)
     return app

@@ -15,12 +15,13 @@ from wallboard.webrtc import LiveError
 
 def cameras_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api/cameras", tags=["cameras"], responses=responses(401))
-    cameras = {c.id: c for c in deps.cameras}
 
     def camera_or_404(camera_id: str) -> CameraInfo:
-        if camera_id not in cameras:
+        # deps.cameras, not a copy: a live reload replaces the list
+        found = next((c for c in deps.cameras if c.id == camera_id), None)
+        if found is None:
             raise HTTPException(404, f"unknown camera {camera_id!r}")
-        return cameras[camera_id]
+        return found
 
     @router.get("")
     async def list_cameras(user: Annotated[User, Depends(access.user)]) -> list[CameraInfo]:

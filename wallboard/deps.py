@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.api_keys import ApiKeys
 from events.desk import IncidentDesk
-from events.model import CameraStatus, ClipRef, WorkerStatus
+from events.model import CameraStatus, ClipRef, ReloadResult, WorkerStatus
 from events.region import Region
 from events.store import Store
 from wallboard.auth import Accounts
@@ -92,6 +92,8 @@ class WallboardDeps:
     workers: Callable[[], Awaitable[list[WorkerStatus]]] | None = None
     remote_clip: Callable[[ClipRef, Request], Awaitable[Response]] | None = None
     hsts: bool = False  # the server speaks TLS itself: browsers are told to keep to HTTPS
+    # Apply a changed cameras.yaml (argument: who asks); None where the process cannot.
+    reload: Callable[[str], Awaitable[ReloadResult]] | None = None
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -28,6 +28,7 @@ from events.model import (
     CameraStatusEvent,
     ClipReadyEvent,
     DeliveryEvent,
+    EventType,
     Incident,
     IncidentEvent,
 )
@@ -35,6 +36,13 @@ from events.model import (
 log = logging.getLogger(__name__)
 
 SnapshotIncidents = Callable[[], Awaitable[list[Incident]]]
+# What pages are told. Not observations (the desk's raw input, for no OPD in particular) nor
+# clip requests: those are between the cameras' boxes and the desk.
+PAGE_TYPES = frozenset({
+    EventType.INCIDENT_OPENED, EventType.INCIDENT_UPDATED, EventType.INCIDENT_CLOSED,
+    EventType.CAMERA_STATUS, EventType.CLIP_READY, EventType.ALERT_RECEIVED,
+    EventType.INCIDENT_ACTION, EventType.DELIVERY, EventType.CONFIG_CHANGED,
+})  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -124,6 +132,13 @@ class Hub:
         Unnumbered, like activity: the next one replaces it."""
         self._rates = {cid: round(v, 1) for cid, v in fps.items()}
         self._send(json.dumps({"type": "camera.rates", "fps": self._rates}), None)
+
+    def forget(self, key: str) -> None:
+        self._kept.pop(key, None)
+
+    def set_static(self, static_snapshot: dict[str, Any]) -> None:
+        """What every snapshot carries besides live state (walls, UI settings): a reload."""
+        self._static = static_snapshot
 
     def keep(self, key: str, state: dict[str, Any]) -> None:
         """State that every snapshot carries under "state" (e.g. each wall's current view)."""

@@ -16,6 +16,7 @@ from events.desk import AlertReceipt, IncidentDesk
 from events.intake import MAX_CAP_BYTES, MAX_JSON_BYTES, IntakeError, parse_alert_json, parse_cap
 from events.region import Region
 from wallboard.access import Access
+from wallboard.deps import WallboardDeps
 from wallboard.errors import responses
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,9 @@ def _refuse(exc: IntakeError) -> HTTPException:
     return HTTPException(exc.status, exc.reasons)
 
 
-def intake_router(
-    desk: IncidentDesk, access: Access, cameras: set[str], region: Region
-) -> APIRouter:
+def intake_router(deps: WallboardDeps, desk: IncidentDesk, access: Access) -> APIRouter:
+    """Cameras and the region are read from `deps` per request: a live reload replaces them."""
+
     router = APIRouter(
         prefix="/api", tags=["intake"], responses=responses(400, 401, 403, 404, 409, 413, 415, 422)
     )
@@ -76,7 +77,7 @@ def intake_router(
         _content_type(request, _JSON)
         body = await read_limited(request, MAX_JSON_BYTES)
         try:
-            alert = parse_alert_json(body, opd, cameras)
+            alert = parse_alert_json(body, opd, {c.id for c in deps.cameras})
         except IntakeError as exc:
             raise _refuse(exc) from exc
         receipt = await desk.receive_alert(alert)
@@ -101,7 +102,7 @@ def intake_router(
         _content_type(request, _XML)
         body = await read_limited(request, MAX_CAP_BYTES)
         try:
-            alerts = parse_cap(body, region)
+            alerts = parse_cap(body, deps.region or Region.from_names(deps.kecamatan))
         except IntakeError as exc:
             log.warning("CAP from opd=%s refused: %s", opd, exc)
             raise _refuse(exc) from exc

@@ -4,16 +4,17 @@ schemas and the worker boxes of a scaled-out site."""
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from events.model import WorkerStatus, json_schemas
+from events.model import ReloadResult, WorkerStatus, json_schemas
 from wallboard.access import Access
-from wallboard.auth import User
+from wallboard.auth import Role, User
 from wallboard.deps import WallboardDeps
 from wallboard.errors import responses
 from wallboard.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallboard.metrics import render as render_metrics
+from wallboard.session_api import _ip
 
 
 def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
@@ -68,5 +69,23 @@ def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
         if access.scope(user) is not None:
             raise HTTPException(403, "workers are for command-center staff")
         return await deps.workers() if deps.workers is not None else []
+
+    @router.post("/api/config/reload", responses=responses(401, 403, 422, 503))
+    async def reload_config(
+        request: Request, user: Annotated[User, Depends(access.user)]
+    ) -> ReloadResult:
+        """Apply a changed cameras.yaml without a restart (as `pantau reload` and SIGHUP):
+        only what changed is rebuilt. An invalid file answers 422 with the validator's
+        file:line errors, and the running config stays. Admins only; audited."""
+        if user.role != Role.ADMIN:
+            raise HTTPException(403, "reloading the configuration is for admins")
+        if deps.reload is None:
+            raise HTTPException(503, "this process cannot reload its configuration")
+        result = await deps.reload(f"api:{user.username}")
+        detail = "; ".join(result.lines())
+        await deps.accounts.audit(user, "config.reload", result.digest, detail, ip=_ip(request))
+        if not result.ok:
+            raise HTTPException(422, result.errors)  # each file:line: field: message
+        return result
 
     return router

@@ -60,6 +60,23 @@ class WallDirector:
         for wall_id, view in self.views.items():
             hub.keep(f"wall:{wall_id}", view.public(wall_id))
 
+    def reconfigure(self, walls: list[Wall]) -> None:
+        """A live reload: walls keep what they show unless that preset is gone."""
+        old = self._walls
+        self._walls = {w.id: w for w in walls}
+        for wall_id in [w for w in self.views if w not in self._walls]:
+            del self.views[wall_id]
+            self._hub.forget(f"wall:{wall_id}")
+        for wall_id, wall in self._walls.items():
+            view = self.views.get(wall_id)
+            if view is None:
+                self.views[wall_id] = WallView()
+                self._hub.keep(f"wall:{wall_id}", self.views[wall_id].public(wall_id))
+            elif view.preset is not None and view.preset not in {p.id for p in wall.presets}:
+                self._switch(wall_id, WallView(None, "reload"))
+            elif old.get(wall_id) != wall:
+                self._switch(wall_id, view)  # same view, new layout or cameras: screens redraw
+
     def start(self, subscription: Subscription) -> None:
         self._task = asyncio.create_task(self._consume(subscription), name="walls")
 

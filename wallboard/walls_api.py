@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from wallboard.access import Access
 from wallboard.auth import Accounts, Role, User
-from wallboard.config import Wall
+from wallboard.deps import WallboardDeps
 from wallboard.errors import responses
 from wallboard.session_api import _ip
 from wallboard.walls import UnknownView, WallDirector
@@ -21,7 +21,7 @@ class ViewChoice(BaseModel):
 
 
 def walls_router(
-    walls: list[Wall], director: WallDirector, access: Access, accounts: Accounts
+    deps: WallboardDeps, director: WallDirector, access: Access, accounts: Accounts
 ) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["walls"], responses=responses(400, 401, 403, 404, 422))
 
@@ -29,7 +29,8 @@ def walls_router(
     async def list_walls(user: Annotated[User, Depends(access.user)]) -> list[dict[str, object]]:
         """Every wall with its layout, its presets and the view it shows now."""
         return [
-            {**w.model_dump(mode="json"), "view": director.views[w.id].public(w.id)} for w in walls
+            {**w.model_dump(mode="json"), "view": director.views[w.id].public(w.id)}
+            for w in deps.walls  # read per request: a live reload replaces the list
         ]
 
     @router.post("/walls/{wall_id}/view")

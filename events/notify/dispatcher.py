@@ -49,6 +49,7 @@ from events.routing import ack_deadlines
 from events.store import Store, StoreFull
 
 log = logging.getLogger(__name__)
+KNOWN_MAX = 100_000
 CAMERA_HEALTH = (IncidentKind.OFFLINE, IncidentKind.TAMPER)
 STOPS_ESCALATION = (
     ActionKind.ACKNOWLEDGE, ActionKind.START, ActionKind.RESOLVE, ActionKind.FALSE_ALARM,
@@ -99,7 +100,8 @@ class Dispatcher:
         self.chat = ChatChannel(self._client, config.chat) if config.chat else None
         self.email = EmailChannel(config.smtp) if config.smtp else None
         self._incidents: dict[str, Incident] = {}
-        self._known: set[tuple[str, str]] = set()  # (incident, opd) already taken in
+        # (incident, OPD) already taken in: insertion-ordered so the oldest can go (KNOWN_MAX)
+        self._known: dict[tuple[str, str], None] = {}
         self._groups: dict[tuple[object, ...], _Group] = {}
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._answered: set[tuple[str, str | None]] = set()  # (incident, OPD or None = all)
@@ -107,6 +109,16 @@ class Dispatcher:
         self._full_logged = -1e9  # monotonic: a full disk is logged once a minute
         self._loops: list[asyncio.Task[None]] = []
         self.silences: list[Silence] = list(config.silences)
+
+    def reconfigure(
+        self, opds: list[Opd], routes: list[Route], correlation: CorrelationConfig, timezone: str
+    ) -> None:
+        """A live reload: new contacts and routes apply from the next notice and escalation
+        step; watches of an OPD that is gone end at their next step."""
+        self.opds = {o.id: o for o in opds}
+        self.routes = list(routes)
+        self.correlation = correlation
+        self.timezone = timezone
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self, bus: Bus) -> None:
@@ -157,7 +169,7 @@ class Dispatcher:
             if inc is None or opd_id not in self.opds:
                 continue
             self._incidents[inc.id] = inc
-            self._known.add((inc.id, opd_id))
+            self._remember(inc.id, opd_id)
             sent = [
                 a for a in await self.store.actions(inc.id)
                 if a.opd_id == opd_id and a.kind in (ActionKind.NOTIFIED, ActionKind.ESCALATED)
@@ -177,27 +189,37 @@ class Dispatcher:
             await self._on_incident(event.incident)
         elif isinstance(event, ActionEvent) and event.action.kind in STOPS_ESCALATION:
             action = event.action
-            self._answered.add((action.incident_id, action.opd_id))
+            if action.incident_id in self._incidents:  # only open incidents can still be told
+                self._answered.add((action.incident_id, action.opd_id))
             for key in list(self._watches):
                 if key[0] == action.incident_id and action.opd_id in (None, key[1]):
                     del self._watches[key]
 
     async def _on_incident(self, inc: Incident) -> None:
-        self._incidents[inc.id] = inc
         if inc.state.closed:
+            # A closed incident needs nothing more from here; keeping it would grow the process
+            # by every incident the site ever had (seen in the soak run).
+            self._incidents.pop(inc.id, None)
+            self._answered.difference_update({(inc.id, None), *((inc.id, o) for o in self.opds)})
             for key in [k for k in self._watches if k[0] == inc.id]:
                 del self._watches[key]
             return
+        self._incidents[inc.id] = inc
         for opd_id in inc.routed_opds:
             if (inc.id, opd_id) in self._known or opd_id not in self.opds:
                 continue
-            self._known.add((inc.id, opd_id))
+            self._remember(inc.id, opd_id)
             reason = await self._muted(inc, opd_id)
             if reason:
                 await self._record_action(inc.id, ActionKind.MUTED, opd_id, reason)
                 log.info("incident=%s opd=%s not notified: %s", inc.id, opd_id, reason)
                 continue
             self._queue(inc, opd_id)
+
+    def _remember(self, incident_id: str, opd_id: str) -> None:
+        self._known[(incident_id, opd_id)] = None
+        if len(self._known) > KNOWN_MAX:  # a reopened incident older than that is told again
+            del self._known[next(iter(self._known))]
 
     def _queue(self, inc: Incident, opd_id: str) -> None:
         labels = tuple(str(getattr(inc, name) or "") for name in self.config.group_by)

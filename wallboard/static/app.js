@@ -583,6 +583,7 @@ function handle(msg) {
   state.seq = msg.seq;
   if (msg.type === "wall.view") { applyView(msg); renderAll(); return; }
   if (msg.type === "system.disk") { state.disk = msg; renderDisk(); return; }
+  if (msg.type === "config.changed") { configChanged(); return; }
   const ev = msg.event;
   if (["incident.opened", "incident.updated", "incident.closed"].includes(msg.type)) onIncident(msg.type, ev.incident);
   else if (msg.type === "camera.status") cameraStatus(ev.status);
@@ -663,6 +664,34 @@ async function logout() {
   location.reload();
 }
 
+function applyConfig(cfg) {
+  state.ui = cfg.ui;
+  $("#site-title").textContent = cfg.ui.title;
+  document.title = `Pantau · ${cfg.ui.title}`;
+  state.cameras = new Map(cfg.cameras.map((cam) => [cam.id, cam]));
+  state.opds = cfg.opds || [];
+  state.kecamatan = cfg.kecamatan || [];
+}
+
+function pickWall(cfg) {
+  const wallId = decodeURIComponent(location.pathname.split("/")[2] || "");
+  state.wall = cfg.walls.find((w) => w.id === wallId)
+    || (/^\d+$/.test(wallId) ? cfg.walls[Number(wallId) - 1] : null) || cfg.walls[0] || null;
+  state.order = state.wall && state.wall.cameras.length ? [...state.wall.cameras] : [...state.cameras.keys()];
+  state.layout = state.wall ? state.wall.layout : "2x2";
+}
+
+// cameras.yaml was reloaded: new cameras, names, walls. Tiles of cameras still shown keep
+// their streams (renderGrid reuses them by camera id); the wall's current view then applies.
+async function configChanged() {
+  const cfg = await getJson("/api/ui", null);
+  if (!cfg) return;
+  applyConfig(cfg);
+  pickWall(cfg);
+  if (state.view) applyView(state.view);
+  renderAll();
+}
+
 async function boot() {
   $("#login-form").addEventListener("submit", login);
   const who = await fetch("/api/me");
@@ -672,23 +701,14 @@ async function boot() {
   $("#logout").addEventListener("click", logout);
   const res = await fetch("/api/ui");
   const cfg = await res.json();
-  state.ui = cfg.ui;
+  applyConfig(cfg);
   state.lang = state.lang || cfg.ui.language || "id";
-  $("#site-title").textContent = cfg.ui.title;
-  document.title = `Pantau · ${cfg.ui.title}`;
-  for (const cam of cfg.cameras) state.cameras.set(cam.id, cam);
-  state.opds = cfg.opds || [];
-  state.kecamatan = cfg.kecamatan || [];
   if (["operator", "supervisor", "admin"].includes(state.me.role)) state.people = await getJson("/api/people", []);
   const manage = $("#manage");
   manage.hidden = !["supervisor", "admin"].includes(state.me.role);
   manage.addEventListener("click", () => openManage({ el, t, tk, fmtTime, me: state.me,
     cameras: state.cameras, opds: state.opds, kecamatan: state.kecamatan }));
-  const wallId = decodeURIComponent(location.pathname.split("/")[2] || "");
-  state.wall = cfg.walls.find((w) => w.id === wallId)
-    || (/^\d+$/.test(wallId) ? cfg.walls[Number(wallId) - 1] : null) || cfg.walls[0] || null;
-  state.order = state.wall && state.wall.cameras.length ? [...state.wall.cameras] : [...state.cameras.keys()];
-  state.layout = state.wall ? state.wall.layout : "2x2";
+  pickWall(cfg);
   $("#view").addEventListener("change", chooseView);
   $("#lang").addEventListener("click", () => {
     state.lang = state.lang === "id" ? "en" : "id";
