@@ -70,7 +70,7 @@ def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
             raise HTTPException(403, "workers are for command-center staff")
         return await deps.workers() if deps.workers is not None else []
 
-    @router.post("/api/config/reload", responses=responses(401, 403, 422, 503))
+    @router.post("/api/config/reload", responses=responses(401, 403, 409, 422))
     async def reload_config(
         request: Request, user: Annotated[User, Depends(access.user)]
     ) -> ReloadResult:
@@ -80,7 +80,7 @@ def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
         if user.role != Role.ADMIN:
             raise HTTPException(403, "reloading the configuration is for admins")
         if deps.reload is None:
-            raise HTTPException(503, "this process cannot reload its configuration")
+            raise HTTPException(409, "this process was not started from a file it can reload")
         result = await deps.reload(f"api:{user.username}")
         detail = "; ".join(result.lines())
         await deps.accounts.audit(user, "config.reload", result.digest, detail, ip=_ip(request))
