@@ -402,3 +402,48 @@ async def test_scaled_out_the_servers_reload_reaches_the_worker(
     assert "took cameras.yaml (by pantau reload" in worker_log, worker_log[-3000:]
     assert "analytics rebuilt" in worker_log  # cam-2's rule, in place
     assert worker_log.count("camera=cam-1 started") == 1  # never restarted
+
+
+@pytest.mark.slow
+async def test_the_wall_page_follows_a_reload_without_restarting_its_tiles(
+    site: tuple[Runtime, Path, dict[str, str]], browser: Any, tmp_path: Path
+) -> None:
+    from wallboard.auth import Role
+
+    runtime, path, kw = site
+    await runtime.accounts.add("b-operator", TEST_PASSWORD, Role.OPERATOR, "Budi")
+    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+    await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
+    await page.wait_for_selector("dialog#login[open]")
+    await page.fill("#login-user", "b-operator")
+    await page.fill("#login-pass", TEST_PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    tile = "document.querySelector('.tile[data-camera=plaza]')"
+    await page.wait_for_function(
+        f"() => {{ const t = {tile}; const v = t && t.querySelector('video');"
+        " return t && t.dataset.mode === 'webrtc' && v.currentTime > 1 }", timeout=40000,
+    )  # fmt: skip
+    stream = f"{tile}.querySelector('video').srcObject"
+    await page.evaluate(f"() => {{ window.__tile = {tile}; window.__stream = {stream}; }}")
+    walls = "  - {id: utama, layout: 2x2, cameras: [plaza, lobby]}"
+    text = CONFIG.format(plaza_big=50, extra=GATE.format(gate=kw["gate"]), **kw)
+    text = text.replace("name: Lobby", "name: Lobi Utama").replace(
+        walls, "  - {id: utama, layout: 2x2, cameras: [plaza, lobby, gate]}"
+    )
+    path.write_text(text)
+    result = await runtime.reload("test")
+    assert result.ok and result.changed["cameras_added"] == ["gate"], result
+    await page.wait_for_function(
+        "() => { const t = document.querySelector('.tile[data-camera=lobby] .cam-name');"
+        " const g = document.querySelector('.tile[data-camera=gate]');"
+        " return t && t.textContent.startsWith('Lobi Utama') && g"
+        " && g.querySelector('.cam-name').textContent.startsWith('Gerbang') }",
+        timeout=15000,
+    )
+    same = await page.evaluate(f"() => window.__tile === {tile} && {stream} === window.__stream")
+    assert same, "the plaza tile was rebuilt or its live stream restarted by the reload"
+    # PANTAU_TEST_PNG=<folder> keeps the picture for a person to look at
+    await page.screenshot(
+        path=str(Path(os.environ.get("PANTAU_TEST_PNG", tmp_path)) / "reload.png")
+    )
