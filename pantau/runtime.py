@@ -33,6 +33,7 @@ from pantau import demo_media
 from pantau.camera_host import CameraHost
 from pantau.config import ConfigError, PantauConfig
 from pantau.config_diff import diff
+from pantau.config_editor import ConfigEditor
 from pantau.control import ControlServer, socket_path
 from pantau.disk_watch import DiskWatch
 from pantau.heap import HeapKeeper
@@ -400,7 +401,9 @@ class Runtime:
         if server.tls is not None:
             tls = (self.base_dir / server.tls.cert, self.base_dir / server.tls.key)
         deps.hsts = tls is not None
-        deps.reload = self.reload if self.source is not None else None
+        if self.source is not None:
+            deps.reload = self.reload
+            deps.editor = ConfigEditor(self.source, self.reload)
         self._deps = deps
         self._web, self._web_task, self.web_port = await serve(
             create_app(deps), server.host, server.port, tls, server.trusted_proxies

@@ -18,6 +18,7 @@ from wallboard.deps import (  # re-exported: what callers build an app from
     WallboardDeps,
     WebRtcOffer,
 )
+from wallboard.editor_api import editor_router
 from wallboard.errors import MethodNotAllowed
 from wallboard.errors import install as install_errors
 from wallboard.incidents_api import incidents_router
@@ -53,6 +54,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         app.include_router(actions_router(deps.desk, access, deps.accounts))
     if deps.desk is not None and deps.api_keys is not None:
         app.include_router(intake_router(deps, deps.desk, access))
+    if deps.editor is not None:
+        app.include_router(editor_router(deps.editor, access, deps.accounts))
     app.include_router(ws_router(deps, access))
     app.add_middleware(MethodNotAllowed, openapi=app.openapi)
     return app

@@ -21,6 +21,7 @@ from events.region import Region
 from events.store import Store
 from wallboard.auth import Accounts
 from wallboard.config import UiConfig, Wall
+from wallboard.editor_api import ConfigEditing
 from wallboard.hub import Hub
 from wallboard.walls import WallDirector
 
@@ -94,6 +95,7 @@ class WallboardDeps:
     hsts: bool = False  # the server speaks TLS itself: browsers are told to keep to HTTPS
     # Apply a changed cameras.yaml (argument: who asks); None where the process cannot.
     reload: Callable[[str], Awaitable[ReloadResult]] | None = None
+    editor: ConfigEditing | None = None  # the zone and rule editor (admins)
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -69,8 +69,8 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
         if isinstance(detail, list):  # several reasons (a refused alert): each one listed
-            errors = [FieldError(msg=str(d)) for d in detail]
-            return _body(exc.status_code, "; ".join(str(d) for d in detail), errors, exc.headers)
+            errors = [d if isinstance(d, FieldError) else FieldError(msg=str(d)) for d in detail]
+            return _body(exc.status_code, "; ".join(e.msg for e in errors), errors, exc.headers)
         return _body(exc.status_code, str(detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
