@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from shapely.geometry import Polygon
 
 from events.model import Severity
 
@@ -69,6 +70,10 @@ class Zone(Strict):
                         f"point ({x:g}, {y:g}) is outside 0..1; normalized points are fractions "
                         "of the frame (write units: pixels for pixel coordinates)"
                     )
+        if not Polygon(points).is_valid:
+            raise ValueError(
+                "the outline crosses itself (a bow tie): order the points around the zone"
+            )
         return points
 
 

@@ -2,6 +2,7 @@
 import { STRINGS, ZONE_LABEL } from "/static/i18n.js";
 import { TileStream } from "/static/tiles.js";
 import { openManage } from "/static/manage.js";
+import { openEditor } from "/static/editor.js";
 
 const state = {
   lang: localStorage.getItem("pantau.lang") || null,
@@ -708,6 +709,9 @@ async function boot() {
   manage.hidden = !["supervisor", "admin"].includes(state.me.role);
   manage.addEventListener("click", () => openManage({ el, t, tk, fmtTime, me: state.me,
     cameras: state.cameras, opds: state.opds, kecamatan: state.kecamatan }));
+  const editZones = $("#edit-zones");
+  editZones.hidden = state.me.role !== "admin";
+  editZones.addEventListener("click", () => openEditor({ el, t, tk, cameras: state.cameras }));
   pickWall(cfg);
   $("#view").addEventListener("change", chooseView);
   $("#lang").addEventListener("click", () => {
