@@ -21,6 +21,7 @@ from analytics.config import (
     Rule,
     TamperRule,
     TrafficRule,
+    VEHICLES,
     Zone,
 )
 from analytics.detection import Detection
@@ -112,6 +113,8 @@ class CameraAnalytics:
         self.last_zone_counts: dict[str, dict[str, int]] = {}
         self._intake = asyncio.Lock()
         self._tail: asyncio.Future[None] | None = None  # done when the latest frame is analysed
+        # Told what each rule measured on every analysed frame (a replay charts it); None live.
+        self.probe: Probe | None = None
 
     @property
     def intake(self) -> asyncio.Lock:
@@ -231,6 +234,29 @@ class CameraAnalytics:
                 )  # fmt: skip
         for counter in self.lines:
             counter.update(detections, frame.width, frame.height, frame.captured_mono)
+        if self.probe is not None:
+            self.probe(frame, self._readings())
+
+    def _readings(self) -> dict[str, float]:
+        """What the rules compare with their thresholds, by rule key, for the last frame."""
+        out: dict[str, float] = {}
+        for zone, counts in self.last_zone_counts.items():
+            out[f"zone.{zone}.persons"] = counts.get("person", 0)
+            out[f"zone.{zone}.vehicles"] = sum(n for c, n in counts.items() if c in VEHICLE_CLASSES)
+        for i, crowd in enumerate(self._crowd):
+            out[f"crowd-{i}"] = crowd.last_count
+        for i, traffic in enumerate(self._traffic):
+            out[f"traffic-{i}"] = traffic.last_count
+            if traffic.last_speed != float("inf"):
+                out[f"traffic-{i}.speed"] = traffic.last_speed
+        for i, flood in enumerate(self._flood):
+            out[f"flood-{i}"] = flood.fraction
+        tamper = self.health.tamper if self.health is not None else None
+        if tamper is not None and tamper.last is not None:
+            out["tamper.similarity"] = tamper.last.similarity
+            out["tamper.shift"] = tamper.last.shift
+            out["tamper.sharpness"] = tamper.last.sharpness
+        return out
 
     async def _on_signal(
         self, key: str, kind: IncidentKind, severity: Severity, zone: Zone, title: str,
@@ -411,6 +437,8 @@ class _Resumable(Protocol):
 
 
 SnapshotSink = Callable[[str, bytes], Awaitable[None]]
+Probe = Callable[[Frame, dict[str, float]], None]
+VEHICLE_CLASSES = frozenset(VEHICLES)
 
 
 def local_snapshots(folder: Path) -> SnapshotSink:

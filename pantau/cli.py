@@ -316,6 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         "reload", help="apply a changed cameras.yaml to the running pantau (no restart)"
     )
     p_reload.add_argument("config", nargs="?", default="cameras.yaml")
+    p_replay = sub.add_parser(
+        "replay", help="run a video or a camera's recordings through its rules, with a chart"
+    )
+    p_replay.add_argument("config", nargs="?", default="cameras.yaml")
+    p_replay.add_argument("video", nargs="?", default=None, help="a video file (else --from/--to)")
+    p_replay.add_argument("--camera", required=True, help="whose zones and rules to use")
+    p_replay.add_argument("--from", dest="start", default=None, help="recordings from (ISO time)")
+    p_replay.add_argument("--to", dest="end", default=None, help="recordings until (ISO time)")
+    p_replay.add_argument("--out", default=None, help="chart PNG (default replay-<camera>.png)")
+    p_replay.add_argument("--json", default=None, help="also write the report as JSON here")
     p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
     p_check.add_argument("config", nargs="?", default="cameras.yaml")
     p_key = sub.add_parser("apikey", help="API keys of OPD systems (intake API)")
@@ -346,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "replay":
+        from pantau.replay_cli import cmd_replay  # heavy imports only for a replay
+
+        return cmd_replay(args, _load_or_exit(Path(args.config), demo_env()))
     if args.command == "reload":
         return cmd_reload(args)
     if args.command == "apikey":

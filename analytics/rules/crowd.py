@@ -29,6 +29,7 @@ class CrowdState:
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
         self._peak = 0
         self._started_at: datetime | None = None
+        self.last_count = 0  # what the last frame measured (a replay charts it)
 
     def resume(self, started_at: datetime, peak: float, now_mono: float) -> None:
         """Continue an observation another box held open (engine.CameraAnalytics.resume)."""
@@ -40,6 +41,7 @@ class CrowdState:
         self, members: list[Detection], now_mono: float, now_utc: datetime
     ) -> CrowdSignal | None:
         count = len(members)
+        self.last_count = count
         was_open = self.gate.is_open
         transition = self.gate.update(count >= self.threshold, now_mono)
         if transition is None:

@@ -38,6 +38,7 @@ class TrafficState:
         self._peak = 0
         self._peak_level = LEVELS[0]
         self._started_at: datetime | None = None
+        self.last_count, self.last_speed = 0, float("inf")  # the last frame's (a replay's chart)
 
     def level(self, count: int, speed: float) -> str:
         if count < self.rule.min_count or speed >= self.rule.slow_speed:
@@ -69,6 +70,7 @@ class TrafficState:
     ) -> TrafficSignal | None:
         count = len(members)
         speed = self.median_speed(members, tracks)
+        self.last_count, self.last_speed = count, speed
         level = self.level(count, speed)
         was_open = self.gate.is_open
         transition = self.gate.update(level != "lancar", now_mono)
