@@ -14,6 +14,7 @@ import cv2
 
 from analytics.camera_health import CameraHealthIncidents
 from analytics.config import (
+    VEHICLES,
     CrowdRule,
     FloodRule,
     Line,
@@ -21,7 +22,6 @@ from analytics.config import (
     Rule,
     TamperRule,
     TrafficRule,
-    VEHICLES,
     Zone,
 )
 from analytics.detection import Detection

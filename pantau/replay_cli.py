@@ -77,6 +77,7 @@ def cmd_replay(args: argparse.Namespace, config: PantauConfig) -> int:
     sys.stdout.write("".join(f"{line}\n" for line in lines(report, zone)))
     sys.stdout.write(f"chart: {out}\n")
     if args.json:
-        Path(args.json).write_text(json.dumps({**report.as_dict(), "chart": str(out),
-                                               "threshold_px": marks}, indent=1))  # fmt: skip
+        summary = {**report.as_dict(), "chart": str(out), "threshold_px": marks,
+                   "lines": lines(report, zone)}  # fmt: skip
+        Path(args.json).write_text(json.dumps(summary, indent=1))
     return 0

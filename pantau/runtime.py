@@ -40,6 +40,7 @@ from pantau.heap import HeapKeeper
 from pantau.loop_monitor import LoopMonitor
 from pantau.memory_trace import MemoryTrace
 from pantau.reloader import ConfigSource, ReloadResult, digest, running_config
+from pantau.replay_jobs import ReplayJobs
 from pantau.rtsp_server import RtspTestServer
 from pantau.server_fleet import ServerFleet
 from pantau.web import QuietServer, serve
@@ -129,6 +130,7 @@ class Runtime:
         self._reload_lock = asyncio.Lock()
         self.last_reload: ReloadResult | None = None
         self.control: ControlServer | None = None
+        self.replays: ReplayJobs | None = None
         self._signalled: set[asyncio.Task[ReloadResult]] = set()
 
     # ---- wiring helpers ------------------------------------------------------------------
@@ -404,6 +406,9 @@ class Runtime:
         if self.source is not None:
             deps.reload = self.reload
             deps.editor = ConfigEditor(self.source, self.reload)
+            if self.host is not None:  # scaled out, recordings are on the workers
+                self.replays = ReplayJobs(self.source, self.data_dir / "replays")
+                deps.replays = self.replays
         self._deps = deps
         self._web, self._web_task, self.web_port = await serve(
             create_app(deps), server.host, server.port, tls, server.trusted_proxies
@@ -414,6 +419,8 @@ class Runtime:
     async def stop(self) -> None:
         if self.control is not None:
             await self.control.stop()
+        if self.replays is not None:
+            await self.replays.stop()
         await asyncio.gather(*self._signalled, return_exceptions=True)
         if self._web is not None and self._web_task is not None:
             self._web.should_exit = True

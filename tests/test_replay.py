@@ -20,16 +20,21 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
 from events.model import EventType, ObservationEvent, ObservationPhase
 from pantau.config import load
 from pantau.local_fleet import REPO
+from pantau.reloader import ConfigSource
 from pantau.replay import Clip, replay
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
+from tests.conftest import TEST_PASSWORD, bearer, staff_token
+from wallboard.auth import Role
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +161,81 @@ def test_the_cli_writes_a_chart_whose_threshold_line_is_the_rules(
                            str(tmp_path / "missing.mp4"), "--camera", "lobby"], cwd=REPO, env=env,
                           text=True, capture_output=True, timeout=60)  # fmt: skip
     assert gone.returncode == 2 and "missing.mp4: no such file" in gone.stderr
+
+
+RECORDED = CONFIG.replace(
+    "motion: {{enabled: false}}\n",
+    "motion: {{enabled: false}}\nrecording: {{segment_s: 2, pre_roll_s: 2, post_roll_s: 2}}\n",
+).replace("    detect_fps: 2\n", "    detect_fps: 2\n    record: true\n")
+
+
+async def test_rule_tests_from_the_wall_on_an_incidents_clip_and_recent_recordings(
+    tmp_path: Path, model_path: Path, builtin_clip: Path, browser: Any,
+    rtsp_server: Callable[..., RtspTestServer],
+) -> None:  # fmt: skip
+    rtsp = rtsp_server({"lobby": builtin_clip})
+    path = tmp_path / "cameras.yaml"
+    path.write_text(RECORDED.format(data_dir=tmp_path / "var", model=model_path,
+                                    url=rtsp.url("lobby")))  # fmt: skip
+    runtime = Runtime(load(path), tmp_path, source=ConfigSource(path))
+    await runtime.start()
+    try:
+        admin = await staff_token(runtime, "admin")
+        operator = await staff_token(runtime, "operator")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.web_port}",
+                                     timeout=30) as http:  # fmt: skip
+            deadline = time.monotonic() + 90
+            incident_id = None
+            while incident_id is None:
+                assert time.monotonic() < deadline, "no incident with a clip in 90 s"
+                await asyncio.sleep(1)
+                for inc in await runtime.store.incidents(limit=10):
+                    if await runtime.store.clip(inc.id) is not None:
+                        incident_id = inc.id
+            r = await http.post("/api/replays", json={"incident_id": incident_id},
+                                headers=bearer(operator))  # fmt: skip
+            assert r.status_code == 403
+
+            async def finished(body: dict[str, Any]) -> dict[str, Any]:
+                r = await http.post("/api/replays", json=body, headers=bearer(admin))
+                assert r.status_code == 202, r.text
+                job = r.json()
+                while job["state"] == "running":
+                    await asyncio.sleep(0.5)
+                    job = (
+                        await http.get(f"/api/replays/{job['id']}", headers=bearer(admin))
+                    ).json()
+                assert job["state"] == "done", job
+                return job
+
+            job = await finished({"incident_id": incident_id})
+            assert job["camera_id"] == "lobby" and job["source"].endswith(".mp4")
+            assert any(line.startswith("crowd-0 (crowd in all") for line in job["lines"]), job
+            assert job["rules"][0]["incidents"], "the clip of an incident replays without it"
+            chart = await http.get(f"/api/replays/{job['id']}/chart.png", headers=bearer(admin))
+            assert chart.status_code == 200 and chart.content[:8] == b"\x89PNG\r\n\x1a\n"
+            recent = await finished({"camera_id": "lobby", "minutes": 1})
+            assert recent["source"].startswith("recordings ")
+            audit = (await http.get("/api/audit", headers=bearer(admin))).json()
+            assert sum(a["action"] == "rule.replay" for a in audit) == 2
+
+        # the same from the incident's detail on the wall
+        await runtime.accounts.add("b-admin", TEST_PASSWORD, Role.ADMIN, "Budi Admin")
+        page = await browser.new_page(viewport={"width": 1600, "height": 1000})
+        await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
+        await page.wait_for_selector("dialog#login[open]")
+        await page.fill("#login-user", "b-admin")
+        await page.fill("#login-pass", TEST_PASSWORD)
+        await page.click("#login-form button[type=submit]")
+        await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+        await page.click(f".timeline [data-incident='{incident_id}']")
+        await page.click("dialog#detail [data-do=test-rules]")
+        await page.wait_for_function(
+            "() => { const i = document.querySelector('dialog#editor .ed-chart');"
+            " return i && i.complete && i.naturalWidth > 0 }", timeout=120000,
+        )  # fmt: skip
+        assert "crowd-0" in await page.inner_text("dialog#editor .ed-replay-lines")
+        keep = Path(os.environ.get("PANTAU_TEST_PNG", tmp_path))
+        await page.screenshot(path=str(keep / "rule-test.png"))
+    finally:
+        await runtime.stop()

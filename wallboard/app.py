@@ -25,6 +25,7 @@ from wallboard.incidents_api import incidents_router
 from wallboard.intake_api import intake_router
 from wallboard.pages_api import pages_router
 from wallboard.records_api import records_router
+from wallboard.replay_api import replay_router
 from wallboard.security import SecurityHeaders
 from wallboard.session_api import session_router
 from wallboard.silences_api import silences_router
@@ -56,6 +57,8 @@ def create_app(deps: WallboardDeps) -> FastAPI:
         app.include_router(intake_router(deps, deps.desk, access))
     if deps.editor is not None:
         app.include_router(editor_router(deps.editor, access, deps.accounts))
+    if deps.replays is not None:
+        app.include_router(replay_router(deps, deps.replays, access))
     app.include_router(ws_router(deps, access))
     app.add_middleware(MethodNotAllowed, openapi=app.openapi)
     return app

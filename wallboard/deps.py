@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
@@ -68,6 +68,29 @@ class VideoSource(Protocol):
     async def answer(self, camera_id: str, offer_sdp: str, user: str = "") -> str: ...
 
 
+class ReplayJob(BaseModel):
+    id: str
+    camera_id: str
+    source: str  # the clip, or the time range of recordings
+    by: str
+    state: Literal["running", "done", "failed"]
+    started_at: datetime
+    finished_at: datetime | None = None
+    lines: list[str] = []  # what `pantau replay` printed: per rule, incidents opened and closed
+    rules: list[dict[str, Any]] = []
+    error: str | None = None
+
+
+class ReplayRunning(Protocol):
+    async def start(
+        self, camera_id: str, clip: Path | None, minutes: float, by: str
+    ) -> ReplayJob: ...
+
+    def get(self, job_id: str) -> ReplayJob | None: ...
+
+    def chart(self, job_id: str) -> Path | None: ...
+
+
 @dataclass
 class WallboardDeps:
     store: Store
@@ -96,6 +119,7 @@ class WallboardDeps:
     # Apply a changed cameras.yaml (argument: who asks); None where the process cannot.
     reload: Callable[[str], Awaitable[ReloadResult]] | None = None
     editor: ConfigEditing | None = None  # the zone and rule editor (admins)
+    replays: ReplayRunning | None = None  # rule tests from the wall (admins, one process)
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -505,6 +505,10 @@ async function showDetail(id) {
     el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions),
     el("h4", {}, t("activity")), activityList(actions),
     actionBar(inc, keep),
+    // An admin tries the camera's rules (as saved now) on this incident's clip.
+    clip && inc.camera_id && state.me.role === "admin" ? el("button", { class: "btn", dataset: { do: "test-rules" },
+      onclick: () => { dlg.close(); openEditor({ el, t, tk, cameras: state.cameras }, inc.camera_id, { incidentId: inc.id }); } },
+    t("ed_test")) : null,
     el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
   if (focused && focused !== document.body && dlg.contains(focused)) focused.focus();
   if (!dlg.open) dlg.showModal();

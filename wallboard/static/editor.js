@@ -33,7 +33,7 @@ async function call(method, url, body) {
 const clamp = (v) => Math.min(1, Math.max(0, v));
 const round = (v) => Math.round(v * 10000) / 10000;
 
-export async function openEditor(ctx, cameraId) {
+export async function openEditor(ctx, cameraId, options = {}) {
   const { el, t } = ctx;
   const dlg = document.querySelector("#editor");
   const ids = [...ctx.cameras.keys()];
@@ -318,6 +318,29 @@ export async function openEditor(ctx, cameraId) {
     }
   }
 
+  // "Uji aturan": the rules as saved, on the camera's last minutes (or an incident's clip).
+  const results = el("section", { class: "ed-replay", hidden: "" });
+  async function testRules(body) {
+    results.hidden = false;
+    results.replaceChildren(el("p", {}, t("ed_replaying")));
+    try {
+      let job = await call("POST", "/api/replays", body);
+      while (job.state === "running") {
+        await new Promise((r) => setTimeout(r, 1000));
+        job = await call("GET", `/api/replays/${job.id}`);
+      }
+      if (job.state !== "done") throw new Error(job.error || job.state);
+      results.replaceChildren(
+        el("div", { class: "ed-replay-head" }, el("h3", {}, `${t("ed_test")}: ${job.source}`),
+          el("button", { type: "button", class: "btn", onclick: () => { results.hidden = true; } }, t("close"))),
+        el("pre", { class: "ed-replay-lines" }, job.lines.join("\n")),
+        el("img", { class: "ed-chart", alt: t("ed_test"), src: `/api/replays/${job.id}/chart.png` }));
+    } catch (e) {
+      results.replaceChildren(el("p", { class: "ed-error", role: "alert" }, `${t("ed_test_failed")}: ${e.message}`),
+        el("button", { type: "button", class: "btn", onclick: () => { results.hidden = true; } }, t("close")));
+    }
+  }
+
   const pick = el("select", { name: "camera", "aria-label": t("cameras") },
     ...ids.map((id) => el("option", { value: id }, ctx.cameras.get(id).name)));
   pick.value = camId;
@@ -325,9 +348,12 @@ export async function openEditor(ctx, cameraId) {
   const bar = el("div", { class: "ed-bar" }, el("h3", {}, t("ed_title")), pick,
     el("button", { type: "button", class: "btn primary", dataset: { do: "save" }, onclick: save }, t("ed_save")),
     el("button", { type: "button", class: "btn", dataset: { do: "undo" }, onclick: undo }, t("ed_undo")),
+    el("button", { type: "button", class: "btn", dataset: { do: "test" },
+      onclick: () => testRules({ camera_id: camId, minutes: 2 }) }, t("ed_test")),
     el("button", { type: "button", class: "btn", dataset: { do: "reload" }, onclick: () => load(camId) }, t("ed_reread")),
     el("button", { type: "button", class: "btn", onclick: () => dlg.close() }, t("close")));
-  dlg.replaceChildren(bar, message, el("div", { class: "ed-body" }, stage, form));
+  dlg.replaceChildren(bar, message, results, el("div", { class: "ed-body" }, stage, form));
   dlg.showModal();
   try { await load(camId); } catch (e) { message.textContent = e.message; }
+  if (options.incidentId) testRules({ incident_id: options.incidentId });
 }
