@@ -9,9 +9,11 @@ reason, at once (short timeouts), never a hanging request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 from fastapi import Request
@@ -114,6 +116,23 @@ class RemoteMedia:
         await self.client.aclose()
 
     # ---- clips ---------------------------------------------------------------------------
+    async def download_clip(self, clip: ClipRef, dest: Path) -> None:
+        """The whole clip file from the worker that cut it, into `dest` (a rule test)."""
+        if not clip.worker:
+            raise LiveError(404, "the clip has no worker")
+        worker = await self._running(clip.worker, "the recording of this clip")
+        path = f"/media/clips/{clip.path}"
+        url = f"{worker.media_url}{path}"
+        try:
+            async with self.client.stream("GET", url, headers=self._headers("GET", path)) as r:
+                if r.status_code != 200:
+                    raise LiveError(r.status_code, "the worker has no such clip")
+                with dest.open("wb") as f:
+                    async for chunk in r.aiter_bytes():
+                        await asyncio.to_thread(f.write, chunk)
+        except httpx.HTTPError as exc:
+            raise LiveError(503, f"worker {worker.name} does not answer: {exc}") from exc
+
     async def clip(self, clip: ClipRef, request: Request) -> Response:
         """The clip file from the worker that cut it, Range requests passed through."""
         if not clip.worker:

@@ -12,32 +12,43 @@ import os
 import shutil
 import sys
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from events.model import new_id, utcnow
+from events.model import ClipRef, new_id, utcnow
 from pantau.reloader import ConfigSource
 from wallboard.deps import ReplayJob
 
 log = logging.getLogger(__name__)
+FetchClip = Callable[[ClipRef, Path], Awaitable[None]]
 
 
 class ReplayJobs:
     def __init__(self, source: ConfigSource, folder: Path, keep: int = 20,
-                 timeout_s: float = 900.0) -> None:  # fmt: skip
+                 timeout_s: float = 900.0, fetch: FetchClip | None = None) -> None:  # fmt: skip
         self.source = source
+        self.fetch = fetch  # scaled out: a clip from the worker that cut it
         self.folder = folder
         self.keep = keep
         self.timeout_s = timeout_s
         self.jobs: OrderedDict[str, ReplayJob] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, camera_id: str, clip: Path | None, minutes: float, by: str) -> ReplayJob:
+    async def start(
+        self, camera_id: str, clip: Path | ClipRef | None, minutes: float, by: str
+    ) -> ReplayJob:
         self.folder.mkdir(parents=True, exist_ok=True)
         job_id = new_id("rpl")
         now = utcnow()
         args = [str(self.source.path)]
-        if clip is not None:
+        fetched: tuple[ClipRef, Path] | None = None
+        if isinstance(clip, ClipRef):
+            local = self.folder / f"{job_id}.mp4"
+            fetched = (clip, local)
+            args.append(str(local))
+            source = f"{Path(clip.path).name} (from {clip.worker})"
+        elif clip is not None:
             args.append(str(clip))
             source = clip.name
         else:
@@ -51,14 +62,24 @@ class ReplayJobs:
         self.jobs[job_id] = job
         while len(self.jobs) > self.keep:
             old_id, _ = self.jobs.popitem(last=False)
-            for suffix in (".png", ".json"):
+            for suffix in (".png", ".json", ".mp4"):
                 (self.folder / f"{old_id}{suffix}").unlink(missing_ok=True)
-        task = asyncio.create_task(self._run(job, args), name=f"replay {job_id}")
+        task = asyncio.create_task(self._run(job, args, fetched), name=f"replay {job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
 
-    async def _run(self, job: ReplayJob, args: list[str]) -> None:
+    async def _run(
+        self, job: ReplayJob, args: list[str], fetched: tuple[ClipRef, Path] | None
+    ) -> None:
+        if fetched is not None:
+            try:
+                if self.fetch is None:
+                    raise OSError("clips on workers cannot be fetched here")
+                await self.fetch(*fetched)
+            except Exception as exc:  # LiveError, OSError: the job says why
+                job.state, job.error, job.finished_at = "failed", str(exc), utcnow()
+                return
         nice = [shutil.which("nice") or "nice", "-n", "10"] if shutil.which("nice") else []
         env = dict(self.source.env if self.source.env is not None else os.environ)
         proc = await asyncio.create_subprocess_exec(

@@ -406,9 +406,10 @@ class Runtime:
         if self.source is not None:
             deps.reload = self.reload
             deps.editor = ConfigEditor(self.source, self.reload)
-            if self.host is not None:  # scaled out, recordings are on the workers
-                self.replays = ReplayJobs(self.source, self.data_dir / "replays")
-                deps.replays = self.replays
+            # Scaled out, an incident's clip comes from the worker that cut it.
+            fetch = self.fleet.media.download_clip if self.fleet is not None else None
+            self.replays = ReplayJobs(self.source, self.data_dir / "replays", fetch=fetch)
+            deps.replays = self.replays
         self._deps = deps
         self._web, self._web_task, self.web_port = await serve(
             create_app(deps), server.host, server.port, tls, server.trusted_proxies

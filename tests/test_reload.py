@@ -330,6 +330,7 @@ server: {{host: 127.0.0.1, port: {port}}}
 storage: {{data_dir: {data_dir}}}
 bus: redis://127.0.0.1:{redis}/0
 detector: {{model: {model}}}
+recording: {{segment_s: 2, pre_roll_s: 2, post_roll_s: 2}}
 fleet: {{lease_ttl_s: 6, claim_interval_s: 1, heartbeat_s: 1}}
 cameras:
 {cameras}"""
@@ -338,10 +339,11 @@ FLEET_CAMERA = """\
     name: Kamera {id}
     url: {url}
     detect_fps: 2
+    record: true
     zones:
       - {{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}
     rules:
-      - {{type: crowd, zone: all, min_count: {min_count}, for: 1, clear_after: 5}}
+      - {{type: crowd, zone: all, min_count: {min_count}, for: 1, clear_after: 2}}
 """
 
 
@@ -395,6 +397,29 @@ async def test_scaled_out_the_servers_reload_reaches_the_worker(
             done = await asyncio.to_thread(pantau_reload, path)
             assert done.returncode == 0 and "cameras removed: cam-2" in done.stdout
             await until("cam-2 released", held({"cam-1", "cam-3"}), 30, f)
+
+            # a rule test on an incident's clip: fetched from box-a, replayed on the server
+            async def clipped() -> str | None:
+                for inc in (await http.get("/api/incidents?limit=50")).json():
+                    r = await http.get(f"/api/incidents/{inc['id']}/clip")
+                    if r.status_code == 200 and inc["camera_id"] == "cam-1":
+                        return str(inc["id"])
+                return None
+
+            incident_id = await until("a clip of cam-1", clipped, 90, f)
+            r = await http.post("/api/replays", json={"camera_id": "cam-1"})
+            assert r.status_code == 409 and "workers" in r.json()["detail"]
+            r = await http.post("/api/replays", json={"incident_id": incident_id})
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+
+            async def replayed() -> dict[str, Any] | None:
+                job = (await http.get(f"/api/replays/{job_id}")).json()
+                return job if job["state"] != "running" else None
+
+            job = await until("the rule test", replayed, 120, f)
+            assert job["state"] == "done", job
+            assert job["source"].endswith("(from box-a)") and job["rules"][0]["incidents"], job
     finally:
         f.stop()
         redis.stop()

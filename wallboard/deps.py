@@ -83,8 +83,11 @@ class ReplayJob(BaseModel):
 
 class ReplayRunning(Protocol):
     async def start(
-        self, camera_id: str, clip: Path | None, minutes: float, by: str
-    ) -> ReplayJob: ...
+        self, camera_id: str, clip: Path | ClipRef | None, minutes: float, by: str
+    ) -> ReplayJob:
+        """`clip`: a clip file here, a clip on a worker (fetched first), or None for the
+        camera's last `minutes` of recordings."""
+        ...
 
     def get(self, job_id: str) -> ReplayJob | None: ...
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.model import ClipRef
 from wallboard.access import Access
 from wallboard.auth import Role, User
 from wallboard.deps import ReplayJob, ReplayRunning, WallboardDeps, stored_file
@@ -39,7 +40,8 @@ def replay_router(deps: WallboardDeps, jobs: ReplayRunning, access: Access) -> A
     ) -> ReplayJob:
         """Start a rule test; poll GET /api/replays/{id} until it is done. Audited."""
         admin(user)
-        clip_path: Path | None = None
+        clip_path: Path | ClipRef | None = None
+        scaled_out = deps.remote_clip is not None
         if body.incident_id is not None:
             incident = await deps.store.incident(body.incident_id)
             if incident is None or incident.camera_id is None:
@@ -47,14 +49,17 @@ def replay_router(deps: WallboardDeps, jobs: ReplayRunning, access: Access) -> A
             clip = await deps.store.clip(body.incident_id)
             if clip is None:
                 raise HTTPException(409, "this incident has no clip (its camera is not recorded)")
-            if clip.worker is not None and deps.remote_clip is not None:  # scaled out
-                why = f"the clip is on worker {clip.worker}: run `pantau replay` on that box"
-                raise HTTPException(409, why)
-            clip_path = stored_file(deps.clip_dir, clip.path, "the clip file is gone")
+            if clip.worker is not None and scaled_out:  # fetched from that worker first
+                clip_path = clip
+            else:
+                clip_path = stored_file(deps.clip_dir, clip.path, "the clip file is gone")
             camera_id = incident.camera_id
         elif body.camera_id is not None:
             if body.camera_id not in {c.id for c in deps.cameras}:
                 raise HTTPException(404, f"unknown camera {body.camera_id!r}")
+            if scaled_out:
+                why = "scaled out, recordings stay on the workers: test the rules on an incident"
+                raise HTTPException(409, why)
             camera_id = body.camera_id
         else:
             raise HTTPException(422, "give an incident_id or a camera_id")
