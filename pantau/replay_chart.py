@@ -88,6 +88,13 @@ def draw(report: ReplayReport, path: Path, title: str | None = None) -> dict[str
                 twin = ax.twinx()
                 twin.plot(sx, sy, color="#7a7a7a", linewidth=0.8, label="median speed")
                 twin.set_ylabel("speed (box h/s)", fontsize=8)
+        if rule.type == "tamper":  # the other scores: the scene's shift and the sharpness
+            sx, sy = _values(report, "tamper.shift")
+            if sy:
+                twin = ax.twinx()
+                twin.plot(sx, sy, color="#7a7a7a", linewidth=0.8, label="shift (share of width)")
+                twin.set_ylabel("shift", fontsize=8)
+                twin.set_ylim(0, max(max(sy), 0.1) * 1.3)
         _bands(ax, rule, end_s)
         where = f" in {rule.zone}" if rule.zone else ""
         ax.set_title(f"{rule.key}: {rule.type}{where}, for {rule.for_s:g} s, clear after "
