@@ -30,6 +30,9 @@ from events.model import (
     utcnow,
 )
 from events.store import Store
+from pantau.config import ConfigError
+from pantau.config_editor import ConfigEditor
+from pantau.reloader import ConfigSource, ReloadResult, digest
 from tests.conftest import serve_asgi
 from tests.test_hub import NoFrames
 from wallboard.app import CameraInfo, WallboardDeps, create_app
@@ -98,12 +101,25 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
     async def open_incidents() -> list:  # type: ignore[type-arg]
         return await store.incidents(active=True)
 
+    # The zone editor over a real cameras.yaml; "applying" it here is validating it again
+    # (this site has no cameras running to rebuild).
+    config = tmp_path / "cameras.yaml"
+    config.write_text(EDITABLE, encoding="utf-8")
+    source = ConfigSource(config)
+
+    async def reload(by: str) -> ReloadResult:
+        try:
+            text, _ = source.read()
+        except ConfigError as exc:
+            return ReloadResult(ok=False, by=by, errors=exc.problems)
+        return ReloadResult(ok=True, by=by, digest=digest(text))
+
     deps = WallboardDeps(
         store=store, hub=Hub(open_incidents, {}), live=LiveFrames(NoFrames()),
         cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
         health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
-        api_keys=ApiKeys(store),
+        api_keys=ApiKeys(store), reload=reload, editor=ConfigEditor(source, reload),
     )  # fmt: skip
     async with serve_asgi(create_app(deps)) as port:
         yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
@@ -111,6 +127,17 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
     await store.close()
 
 
+EDITABLE = """\
+# the roles site's camera
+cameras:
+  - id: cam-1
+    name: Satu
+    url: rtsp://127.0.0.1:1/x
+    zones:
+      - {id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}
+    rules:
+      - {type: crowd, zone: all, min_count: 5}
+"""
 STAFF = {"viewer", "operator", "supervisor", "admin"}
 ANYONE = STAFF | {"opd-bpbd", "opd-dishub"}
 # (path, who gets 200) -- everyone else must be refused: 401 anonymous, 403 or 404 otherwise.
@@ -132,6 +159,8 @@ READS: list[tuple[str, set[str]]] = [
     ("/metrics", STAFF),
     ("/api/audit", {"admin"}),
     ("/api/users", {"admin"}),
+    ("/api/config/cameras/cam-1", {"admin"}),
+    ("/api/config/history", {"admin"}),
 ]
 
 
@@ -147,7 +176,11 @@ async def test_reads_per_role(site: Site, who: str) -> None:
                 expected = (
                     401
                     if who == "anonymous"
-                    else (403 if any(w in path for w in ("audit", "users", "metrics")) else 404)
+                    else (
+                        403
+                        if any(w in path for w in ("audit", "users", "metrics", "config"))
+                        else 404
+                    )
                 )
                 assert r.status_code == expected, (who, path, r.status_code)
         # Files behind incidents: refused the same way when not visible, 404 "no file" when it is.

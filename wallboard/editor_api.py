@@ -95,7 +95,7 @@ class ConfigEditing(Protocol):
 
 def editor_router(editor: ConfigEditing, access: Access, accounts: Accounts) -> APIRouter:
     router = APIRouter(
-        prefix="/api/config", tags=["editor"], responses=responses(401, 403, 404, 409, 422)
+        prefix="/api/config", tags=["editor"], responses=responses(400, 401, 403, 404, 409, 422)
     )
 
     def admin(user: User) -> User:

@@ -28,7 +28,9 @@ class ReplayRequest(BaseModel):
 
 
 def replay_router(deps: WallboardDeps, jobs: ReplayRunning, access: Access) -> APIRouter:
-    router = APIRouter(prefix="/api/replays", tags=["editor"], responses=responses(401, 403, 404))
+    router = APIRouter(
+        prefix="/api/replays", tags=["editor"], responses=responses(400, 401, 403, 404)
+    )
 
     def admin(user: User) -> None:
         if user.role != Role.ADMIN:
