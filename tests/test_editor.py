@@ -191,6 +191,11 @@ async def test_chromium_draws_a_zone_on_the_still_and_saves_it(
     corner = await handle_box(page, "circle.ed-handle[data-point='2']")  # (0.65, 0.65)
     target = (stage["x"] + stage["width"] * 0.9, stage["y"] + stage["height"] * 0.8)
     await drag(page, corner, target)
+    await page.select_option("dialog#editor select[name=new-rule]", "crowd")
+    await page.click("[data-do=add-rule]")  # on the selected zone
+    new_rule = page.locator("dialog#editor .ed-block:has(h4)").last.locator("input[name=min_count]")
+    await new_rule.fill("4")
+    await new_rule.press("Tab")
     await page.click("[data-do=save]")
     await page.wait_for_function(
         "() => document.querySelector('.ed-message').textContent.includes('diterapkan')",
@@ -206,6 +211,9 @@ async def test_chromium_draws_a_zone_on_the_still_and_saves_it(
     assert abs(x - 0.9) < 0.02 and abs(y - 0.8) < 0.02, zone.points
     assert zone.points[0] == (0.35, 0.35) and zone.points[1] == (0.65, 0.35)
     assert "- {id: zona-2, name: Tangga, points: [[0.35, 0.35], [0.65, 0.35], [0.9" in text
+    assert "      - {type: crowd, min_count: 4, for: 5, clear_after: 10, zone: zona-2}" in text
+    assert runtime.host is not None
+    assert runtime.host.running["plaza"].analytics._crowd[1].rule.zone == "zona-2"
 
     # a bow tie: corner 2 dragged past corner 1's side -> the validator's words beside it
     corner = await handle_box(page, "circle.ed-handle[data-point='2']")

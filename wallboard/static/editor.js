@@ -13,6 +13,12 @@ const RULE_FIELDS = {
   tamper: ["for", "clear_after", "offline_s", "frozen_s"],
 };
 const SEVERITIES = ["info", "low", "medium", "high", "critical"];
+const NEW_RULE = {
+  crowd: { min_count: 5, for: 5, clear_after: 10 },
+  traffic: { min_count: 5, for: 20, clear_after: 30 },
+  flood: { level: 0.3, for: 10, clear_after: 60 },
+  tamper: { for: 5 },
+};
 
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
@@ -247,8 +253,27 @@ export async function openEditor(ctx, cameraId, options = {}) {
     const sev = el("select", { name: "severity" }, ...SEVERITIES.map((s) => el("option", { value: s }, ctx.tk("severity", s))));
     sev.value = rule.severity || (rule.type === "tamper" || rule.type === "flood" ? "high" : "medium");
     sev.addEventListener("change", () => { rule.severity = sev.value; });
-    block.append(field(t("ed_severity"), sev, ["rules", index, "severity"]));
+    block.append(field(t("ed_severity"), sev, ["rules", index, "severity"]),
+      el("button", { type: "button", class: "btn danger", dataset: { do: "delete-rule" },
+        onclick: () => { doc.rules.splice(index, 1); render(); } }, t("ed_delete_rule")));
     return block;
+  }
+
+  // A new rule on the selected zone (or the first), with the defaults the file would get.
+  function addRule() {
+    const kind = el("select", { name: "new-rule", "aria-label": t("ed_add_rule") },
+      ...Object.keys(NEW_RULE).map((k) => el("option", { value: k }, ctx.tk("kind", k))));
+    const add = el("button", { type: "button", class: "btn", dataset: { do: "add-rule" }, onclick: () => {
+      const zone = selected && selected.kind === "zones" ? doc.zones[selected.index] : doc.zones[0];
+      const rule = { type: kind.value, ...NEW_RULE[kind.value] };
+      if (kind.value !== "tamper") {
+        if (!zone) { message.textContent = t("ed_need_zone"); return; }
+        rule.zone = zone.id;
+      }
+      doc.rules.push(rule);
+      render();
+    } }, t("ed_add_rule"));
+    return el("div", { class: "ed-tools" }, kind, add);
   }
 
   function renderForm() {
@@ -264,7 +289,7 @@ export async function openEditor(ctx, cameraId, options = {}) {
         doc.lines.push({ id: nextId("garis", doc.lines), points: [[0.2, 0.5], [0.8, 0.5]] });
         selected = { kind: "lines", index: doc.lines.length - 1 }; render();
       } }, t("ed_add_line")),
-      el("h3", {}, t("ed_rules")), ...doc.rules.map(ruleBlock), ...others);
+      el("h3", {}, t("ed_rules")), ...doc.rules.map(ruleBlock), addRule(), ...others);
   }
 
   function render() { drawShapes(); renderForm(); }
