@@ -6,7 +6,9 @@ per-thread arenas, and memory freed there stays with the process: measured in th
 malloc held 220 MB free after 3 minutes and 310 MB after 6, while what was in use stayed at
 370 MB (RSS grew with it). Two remedies, both standard for long-running glibc services: fewer
 arenas (M_ARENA_MAX, before the threads start) and a periodic malloc_trim(0), which hands the
-free pages of every arena back to the kernel. Neither exists off glibc; there this is a no-op.
+free pages of every arena back to the kernel; and a fixed mmap threshold, so that frames never
+enter the arenas at all (the first hour with the two remedies alone: +27 MB/h, the freed-but-
+kept part growing 50 -> 85 MB). Neither exists off glibc; there this is a no-op.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc malloc.h
+M_MMAP_THRESHOLD = -3
+# Buffers from this size up (a 480x360 BGR frame is 518 KB, a 720p one 2.7 MB) are mmapped and
+# go back to the kernel when freed, instead of fragmenting the arenas: a fixed threshold also
+# stops glibc from raising it after the first free.
+MMAP_THRESHOLD = 256 * 1024
 
 
 class _MallInfo2(ctypes.Structure):
@@ -47,8 +54,13 @@ _LIBC = _libc()
 
 
 def limit_arenas(count: int | None = None) -> bool:
-    """Cap malloc's arenas (call before threads start; MALLOC_ARENA_MAX in the environment wins)."""
-    if _LIBC is None or "MALLOC_ARENA_MAX" in os.environ:
+    """Cap malloc's arenas and fix its mmap threshold (call before threads start;
+    MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win)."""
+    if _LIBC is None:
+        return False
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        _LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    if "MALLOC_ARENA_MAX" in os.environ:
         return False
     count = count or max(2, min(4, os.cpu_count() or 2))
     return bool(_LIBC.mallopt(M_ARENA_MAX, count))
