@@ -19,7 +19,7 @@ from pathlib import Path
 from events.model import ReloadResult
 from pantau.config import ConfigError
 from pantau.reloader import ConfigSource, digest
-from pantau.yaml_splice import SECTIONS, SpliceError, camera_index, camera_sections, edit_camera
+from pantau.yaml_splice import SECTIONS, SpliceError, camera_index, edit_camera, read_camera
 from wallboard.editor_api import (
     Backup,
     CameraEdit,
@@ -57,12 +57,13 @@ class ConfigEditor:
     async def read(self, camera_id: str) -> EditorCamera:
         text = await self._text()
         try:
-            sections = camera_sections(text, camera_id)
+            # From the text alone: a file someone broke by hand still opens (its errors show
+            # at the next save).
+            name, sections = read_camera(text, camera_id)
         except SpliceError as exc:
             raise EditorMissing(str(exc)) from exc
-        names = {c.id: c.name for c in self.source.parse(text).cameras}
-        return EditorCamera(camera_id=camera_id, name=names.get(camera_id, camera_id),
-                            file=self.path.name, digest=digest(text), **sections)  # fmt: skip
+        return EditorCamera(camera_id=camera_id, name=name, file=self.path.name,
+                            digest=digest(text), **sections)  # fmt: skip
 
     async def save(self, camera_id: str, edit: CameraEdit, by: str) -> EditorSaved:
         async with self._lock:

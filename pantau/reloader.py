@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.model import ReloadResult
-from pantau.config import PantauConfig, load, parse
+from pantau.config import ConfigError, PantauConfig, parse
 from pantau.config_diff import ConfigDiff
 
 __all__ = ["ConfigSource", "ReloadResult", "digest", "running_config"]
@@ -35,9 +35,11 @@ class ConfigSource:
 
     def read(self) -> tuple[str, PantauConfig]:
         """The text and the validated config; raises ConfigError as `pantau check` does."""
-        config = load(self.path, self.env)
-        text = self.path.read_text(encoding="utf-8")
-        return text, self.overridden(config)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:  # as `load` words it
+            raise ConfigError([f"{self.path}: cannot read: {exc.strerror or exc}"]) from exc
+        return text, self.parse(text)
 
     def parse(self, text: str) -> PantauConfig:
         """Another box's copy of the file (the server's, from Redis), with this box's env."""

@@ -322,18 +322,19 @@ class Runtime:
         self.dispatcher.reconfigure(new.opds, new.routing, new.correlation, new.ui.timezone)
         self.walls.reconfigure(new.walls)
         self.hub.set_static(self._static_snapshot())
+        region = self.region()
         if old.intake.cap_feeds != new.intake.cap_feeds:
             await self._stop_cap_feeds()
             self._start_cap_feeds()
         else:
             for poller, _ in self._cap_feeds:
-                poller.region = self.region()
+                poller.region = region
         if self._deps is not None:
             self._deps.cameras = self._camera_infos()
             self._deps.walls = new.walls
             self._deps.ui = new.ui
-            self._deps.kecamatan = self.kecamatan_names()
-            self._deps.region = self.region()
+            self._deps.kecamatan = region.names
+            self._deps.region = region
             self._deps.opds = [{"id": o.id, "name": o.name} for o in new.opds]
         result = ReloadResult(
             ok=True, by=by, digest=digest(text), changed=change.summary(),

@@ -65,10 +65,15 @@ def flow(value: Any) -> str:
     raise SpliceError(f"cannot write a {type(value).__name__} into cameras.yaml")
 
 
-def camera_sections(text: str, camera_id: str) -> dict[str, list[Any]]:
-    """The camera's zones, lines and rules as written in the file (no ${VAR} expanded)."""
+def read_camera(text: str, camera_id: str) -> tuple[str, dict[str, list[Any]]]:
+    """The camera's name and its zones, lines and rules as written in the file (no ${VAR}
+    expanded; the rest of the file need not be valid)."""
     cam = _camera(YAML(typ="rt").load(text), camera_id)[0]
-    return {key: plain(cam.get(key) or []) for key in SECTIONS}
+    return str(cam.get("name") or camera_id), {key: plain(cam.get(key) or []) for key in SECTIONS}
+
+
+def camera_sections(text: str, camera_id: str) -> dict[str, list[Any]]:
+    return read_camera(text, camera_id)[1]
 
 
 def camera_index(text: str, camera_id: str) -> int:

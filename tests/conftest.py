@@ -195,6 +195,24 @@ async def staff_token(runtime: Runtime, role: str = "admin", opd: str | None = N
     return found[1]
 
 
+async def wall_page(
+    browser: Any, runtime: Runtime, role: str, width: int = 1600, height: int = 1000
+) -> Any:
+    """A Chromium page signed in through the wall's own form as a fresh account of `role`."""
+    from wallboard.auth import Role
+
+    name = f"b-{role}"
+    await runtime.accounts.add(name, TEST_PASSWORD, Role(role), f"Budi {role}")
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
+    await page.wait_for_selector("dialog#login[open]")
+    await page.fill("#login-user", name)
+    await page.fill("#login-pass", TEST_PASSWORD)
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    return page
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -24,8 +24,7 @@ from pantau.config import load
 from pantau.reloader import ConfigSource
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
-from tests.conftest import TEST_PASSWORD, bearer, staff_token
-from wallboard.auth import Role
+from tests.conftest import bearer, staff_token, wall_page
 
 pytestmark = pytest.mark.slow
 
@@ -162,14 +161,7 @@ async def test_chromium_draws_a_zone_on_the_still_and_saves_it(
 ) -> None:
     runtime, path = site
     original = path.read_text()
-    await runtime.accounts.add("b-admin", TEST_PASSWORD, Role.ADMIN, "Budi Admin")
-    page = await browser.new_page(viewport={"width": 1600, "height": 1000})
-    await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
-    await page.wait_for_selector("dialog#login[open]")
-    await page.fill("#login-user", "b-admin")
-    await page.fill("#login-pass", TEST_PASSWORD)
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    page = await wall_page(browser, runtime, "admin", 1600, 1000)
     # a frame from the camera first (the still the editor draws on)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.web_port}") as http:
         token = await staff_token(runtime, "viewer")

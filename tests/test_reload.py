@@ -37,7 +37,7 @@ from pantau.redis_server import RedisServer, free_port
 from pantau.reloader import ConfigSource
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
-from tests.conftest import TEST_PASSWORD, bearer, staff_token
+from tests.conftest import TEST_PASSWORD, bearer, staff_token, wall_page
 
 CONFIG = """\
 # Kabupaten test site: comments and order are the administrator's
@@ -433,17 +433,9 @@ async def test_scaled_out_the_servers_reload_reaches_the_worker(
 async def test_the_wall_page_follows_a_reload_without_restarting_its_tiles(
     site: tuple[Runtime, Path, dict[str, str]], browser: Any, tmp_path: Path
 ) -> None:
-    from wallboard.auth import Role
 
     runtime, path, kw = site
-    await runtime.accounts.add("b-operator", TEST_PASSWORD, Role.OPERATOR, "Budi")
-    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-    await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
-    await page.wait_for_selector("dialog#login[open]")
-    await page.fill("#login-user", "b-operator")
-    await page.fill("#login-pass", TEST_PASSWORD)
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+    page = await wall_page(browser, runtime, "operator", 1920, 1080)
     tile = "document.querySelector('.tile[data-camera=plaza]')"
     await page.wait_for_function(
         f"() => {{ const t = {tile}; const v = t && t.querySelector('video');"

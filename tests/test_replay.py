@@ -33,8 +33,7 @@ from pantau.reloader import ConfigSource
 from pantau.replay import Clip, replay
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
-from tests.conftest import TEST_PASSWORD, bearer, staff_token
-from wallboard.auth import Role
+from tests.conftest import bearer, staff_token, wall_page
 
 pytestmark = pytest.mark.slow
 
@@ -220,14 +219,7 @@ async def test_rule_tests_from_the_wall_on_an_incidents_clip_and_recent_recordin
             assert sum(a["action"] == "rule.replay" for a in audit) == 2
 
         # the same from the incident's detail on the wall
-        await runtime.accounts.add("b-admin", TEST_PASSWORD, Role.ADMIN, "Budi Admin")
-        page = await browser.new_page(viewport={"width": 1600, "height": 1000})
-        await page.goto(f"http://127.0.0.1:{runtime.web_port}/")
-        await page.wait_for_selector("dialog#login[open]")
-        await page.fill("#login-user", "b-admin")
-        await page.fill("#login-pass", TEST_PASSWORD)
-        await page.click("#login-form button[type=submit]")
-        await page.wait_for_selector("body[data-connected='1']", timeout=15000)
+        page = await wall_page(browser, runtime, "admin", 1600, 1000)
         await page.click(f".timeline [data-incident='{incident_id}']")
         await page.click("dialog#detail [data-do=test-rules]")
         await page.wait_for_function(
