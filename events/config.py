@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime, time
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,7 +27,60 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_RANGE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def time_range(value: str) -> tuple[time, time | None]:
+    """ "07:30-16:00" -> (07:30, 16:00); an end of 24:00 is None (midnight, the day's end)."""
+    m = _RANGE.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a time range like 07:30-16:00")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h2 == 24 and m2:
+        raise ValueError(f"{value!r}: 24:00 is the latest end")
+    start, end = time(h1, m1), (None if h2 == 24 else time(h2, m2))
+    if start == end:
+        raise ValueError(f"{value!r} is empty (start and end are the same)")
+    return start, end
+
+
+def _time_range(value: str) -> str:
+    time_range(value)
+    return value
+
+
+TimeRange = Annotated[str, AfterValidator(_time_range)]
+
+
+def duration(value: str | float) -> tuple[int, float]:
+    """(days, seconds) of `90`, "15m", "4h", "3d", "1d12h": days stay apart because in working
+    time a day is a working day, not 24 hours."""
+    if isinstance(value, int | float):
+        return 0, float(value)
+    text = value.strip().replace(" ", "")
+    m = _DURATION.match(text)
+    if not text or not m:
+        raise ValueError(f"{value!r} is not a duration like 15m, 4h, 3d or 1d12h")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return d, h * 3600.0 + mi * 60.0 + s
+
+
+def _duration(value: str | float) -> str | float:
+    days, seconds = duration(value)
+    if days == 0 and seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return value
+
+
+Duration = Annotated[str | float, AfterValidator(_duration)]
+
+
 class Contact(Strict):
+    # An id lets rosters name the contact and chat apps link to it (one-time code from the wall).
+    id: Slug | None = None
     name: str = Field(min_length=1)
     role: str = ""
     phone: str | None = None
@@ -56,17 +110,112 @@ class Webhook(Strict):
     headers: dict[str, str] = {}
 
 
+DayPlan = dict[str, list[Slug] | Slug]  # shift name -> contact id(s) on duty in it
+
+
+class RosterChange(Strict):
+    """One dated exception: a swap (tukar piket), leave, an extra person on a busy day."""
+
+    date: date  # the day the shift starts
+    shift: str
+    contacts: list[Slug] = Field(min_length=1)  # replaces the plan's people for that shift
+    note: str = ""
+
+
+class Roster(Strict):
+    """Who is on duty (piket) when. Shifts are named ranges; one that ends before it starts
+    runs past midnight and belongs to the day it starts. `weeks` rotate from `starts` (a
+    Monday): week 1, week 2, ... then week 1 again; each maps days (mon..sun, ranges such as
+    mon-fri, or daily) to shift -> contact ids. Public holidays and the site's days off use
+    the `holidays` plan when there is one."""
+
+    team: list[Contact] = []  # people who stand duty but are not in the escalation chain
+    shifts: dict[Slug, TimeRange] = Field(min_length=1)
+    starts: date
+    weeks: list[dict[str, DayPlan]] = Field(min_length=1)
+    holidays: DayPlan | None = None
+    exceptions: list[RosterChange] = []
+
+    @field_validator("starts")
+    @classmethod
+    def _monday(cls, value: date) -> date:
+        if value.weekday() != 0:
+            raise ValueError(f"{value} is a {WEEKDAYS[value.weekday()]}; the rotation starts "
+                             "on a Monday")  # fmt: skip
+        return value
+
+    @field_validator("weeks")
+    @classmethod
+    def _days(cls, value: list[dict[str, DayPlan]]) -> list[dict[str, DayPlan]]:
+        for week in value:
+            for key in week:
+                day_keys(key)
+        return value
+
+
+def day_keys(key: str) -> tuple[int, ...]:
+    """Weekday numbers (Monday 0) that a roster key names: "mon", "mon-fri", "daily"."""
+    key = key.strip().lower()
+    if key == "daily":
+        return tuple(range(7))
+    first, _, last = key.partition("-")
+    if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+        raise ValueError(f"{key!r} is not a day (mon..sun, a range such as mon-fri, or daily)")
+    a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+    return tuple(range(a, b + 1)) if a <= b else (*range(a, 7), *range(0, b + 1))
+
+
 class Opd(Strict):
     """A government department (Organisasi Perangkat Daerah) that answers incidents.
 
     Contacts are the escalation chain, in order: the first hears at once, the next when the
     OPD has not acknowledged within the route's deadline, and so on; the last is repeated.
+    With a roster, whoever is on duty now comes first and the contacts follow.
     """
 
     id: Slug
     name: str = Field(min_length=1)
     contacts: list[Contact] = Field(min_length=1)
     webhook: Webhook | None = None
+    roster: Roster | None = None
+
+    def people(self) -> dict[str, Contact]:
+        """Contacts and roster team by id."""
+        team = self.roster.team if self.roster else []
+        return {c.id: c for c in [*self.contacts, *team] if c.id}
+
+    def roster_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Names in the roster that point nowhere (shifts, contact ids), with their place."""
+        roster = self.roster
+        if roster is None:
+            return []
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        ids = [c.id for c in [*self.contacts, *roster.team] if c.id]
+        seen: set[str] = set()
+        for cid in ids:
+            if cid in seen:
+                problems.append((("roster", "team"), f"contact id {cid!r} is used twice"))
+            seen.add(cid)
+
+        def check(loc: tuple[str | int, ...], plan: DayPlan) -> None:
+            for shift, who in plan.items():
+                if shift not in roster.shifts:
+                    known = ", ".join(roster.shifts)
+                    problems.append(((*loc, shift), f"shift {shift!r} is not defined (shifts: "
+                                     f"{known})"))  # fmt: skip
+                for person in [who] if isinstance(who, str) else who:
+                    if person not in seen:
+                        problems.append(((*loc, shift), f"contact {person!r} is not defined "
+                                         "(give it an id in contacts or roster.team)"))  # fmt: skip
+
+        for wi, week in enumerate(roster.weeks):
+            for key, plan in week.items():
+                check(("roster", "weeks", wi, key), plan)
+        if roster.holidays:
+            check(("roster", "holidays"), roster.holidays)
+        for ei, change in enumerate(roster.exceptions):
+            check(("roster", "exceptions", ei), {change.shift: change.contacts})
+        return problems
 
 
 class RouteMatch(Strict):
@@ -76,12 +225,26 @@ class RouteMatch(Strict):
     kecamatan: list[str] = []
     cameras: list[Slug] = []
     min_severity: Severity = Severity.INFO
+    # When the incident started, by the site's calendar: office hours on a working day, or
+    # after hours (evenings, nights, weekends, holidays).
+    hours: Literal["office", "after_hours"] | None = None
+
+
+class Sla(Strict):
+    """How long the OPD has, from being routed the incident: to acknowledge and to resolve.
+    In `working` time only office hours of working days count, and a day (3d) is a working
+    day, as LAPOR! counts citizen complaints."""
+
+    acknowledge: Duration | None = None
+    resolve: Duration | None = None
+    time: Literal["clock", "working"] = "clock"
 
 
 class Route(Strict):
     match: RouteMatch = RouteMatch()
     opds: list[Slug] = Field(min_length=1)
     ack_deadline_s: float = Field(default=300, gt=0)
+    sla: Sla | None = None
     # Like Alertmanager's `continue`: keep matching later routes after this one.
     continue_: bool = Field(default=False, alias="continue")
 
@@ -158,6 +321,36 @@ class NotifyConfig(Strict):
         if bad:
             raise ValueError(f"unknown {', '.join(bad)} (use {', '.join(sorted(allowed))})")
         return value
+
+
+class DayOff(Strict):
+    date: date
+    name: str = "Libur daerah"
+
+
+class CalendarConfig(Strict):
+    """The site's working days: weekdays, office hours, Indonesian public holidays (from the
+    `holidays` library), joint leave days (cuti bersama) and the site's own days off."""
+
+    country: str = Field(default="ID", pattern=r"^[A-Z]{2}$")
+    cuti_bersama: bool = True  # joint leave days are days off for government offices
+    working_days: list[Weekday] = Field(default=["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    # One range for every working day, or per weekday (Friday often ends later).
+    office_hours: TimeRange | dict[Weekday, TimeRange] = "08:00-16:00"
+    extra_days_off: list[date | DayOff] = []  # hari jadi kabupaten, local holidays
+    extra_working_days: list[date] = []  # a Saturday made a working day
+
+    @field_validator("office_hours")
+    @classmethod
+    def _forward(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        for text in [value] if isinstance(value, str) else value.values():
+            start, end = time_range(text)
+            if end is not None and end <= start:
+                raise ValueError(f"{text!r}: office hours end after they start, the same day")
+        return value
+
+    def days_off(self) -> list[DayOff]:
+        return [d if isinstance(d, DayOff) else DayOff(date=d) for d in self.extra_days_off]
 
 
 class CapFeed(Strict):

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from events.calendar import WorkCalendar
 from events.config import Route
 from events.correlate import (
     CorrelationConfig,
@@ -97,10 +98,12 @@ class IncidentDesk:
         correlation: CorrelationConfig | None = None,
         camera_coords: dict[str, tuple[float, float]] | None = None,
         now: Callable[[], datetime] = utcnow,
+        calendar: WorkCalendar | None = None,
     ) -> None:
         self.store = store
         self._publish = publish
         self.routes = list(routes)
+        self.calendar = calendar  # office-hours routes; None: Monday-Friday 08-16 WIB
         self.correlation = correlation or CorrelationConfig()
         self.camera_coords = camera_coords or {}
         self.now = now
@@ -357,7 +360,7 @@ class IncidentDesk:
         elif active:
             update["ended_at"] = None
         if not inc.exercise:
-            routed = route(inc.model_copy(update=update), self.routes)
+            routed = route(inc.model_copy(update=update), self.routes, self.calendar)
             new_opds = [o for o in routed if o not in inc.routed_opds]
             if new_opds:
                 update["routed_opds"] = (*inc.routed_opds, *new_opds)

@@ -319,6 +319,8 @@ class ActionKind(StrEnum):
     ESCALATED = "escalated"
     MUTED = "muted"  # routed, but not notified: silence, inhibition or duplicate
     MERGED = "merged"
+    SLA_ACK_BREACHED = "sla_ack_breached"  # not acknowledged within the route's SLA
+    SLA_RESOLVE_BREACHED = "sla_resolve_breached"  # not resolved within it
 
 
 class IncidentAction(Message):

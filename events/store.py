@@ -155,6 +155,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_at ON audit(at);
     """,
+    # SLA clocks per (incident, OPD): when it was due, and when it was found breached.
+    """
+    ALTER TABLE incident_opds ADD COLUMN ack_due TEXT;
+    ALTER TABLE incident_opds ADD COLUMN resolve_due TEXT;
+    ALTER TABLE incident_opds ADD COLUMN ack_breached_at TEXT;
+    ALTER TABLE incident_opds ADD COLUMN resolve_breached_at TEXT;
+    """,
 ]
 
 
@@ -360,14 +367,53 @@ class Store:
         return [Delivery.model_validate_json(r[0]) for r in rows]
 
     async def response_times(
-        self, *, since: datetime | None = None
-    ) -> list[tuple[str, str, str | None, str | None, str | None]]:
-        """(opd, routed_at, delivered_at, acknowledged_at, resolved_at) per routed incident."""
-        sql = """SELECT o.opd_id, o.routed_at, o.delivered_at, o.acknowledged_at, o.resolved_at
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[tuple[str | None, ...]]:
+        """Per routed incident: (opd, routed_at, delivered_at, acknowledged_at, resolved_at,
+        ack_due, resolve_due, ack_breached_at, resolve_breached_at); false alarms left out."""
+        sql = """SELECT o.opd_id, o.routed_at, o.delivered_at, o.acknowledged_at, o.resolved_at,
+                        o.ack_due, o.resolve_due, o.ack_breached_at, o.resolve_breached_at
                  FROM incident_opds o JOIN incidents i ON i.id = o.incident_id
-                 WHERE o.routed_at >= ? AND i.state != 'false_alarm' ORDER BY o.routed_at"""
+                 WHERE o.routed_at >= ? AND o.routed_at < ? AND i.state != 'false_alarm'
+                 ORDER BY o.routed_at"""
         start = since.isoformat() if since else ""
-        return await self._run(lambda c: c.execute(sql, (start,)).fetchall())
+        end = until.isoformat() if until else "9999"
+        return await self._run(lambda c: c.execute(sql, (start, end)).fetchall())
+
+    async def set_sla(
+        self, incident_id: str, opd_id: str, ack_due: datetime | None,
+        resolve_due: datetime | None,
+    ) -> None:  # fmt: skip
+        await self.execute(
+            "UPDATE incident_opds SET ack_due = ?, resolve_due = ? WHERE incident_id = ? "
+            "AND opd_id = ?",
+            (ack_due.astimezone(UTC).isoformat() if ack_due else None,
+             resolve_due.astimezone(UTC).isoformat() if resolve_due else None, incident_id,
+             opd_id),
+        )  # fmt: skip
+
+    async def sla_clocks(self, incident_id: str | None = None) -> list[dict[str, str | None]]:
+        """SLA clocks: of one incident, or every running one (open incident, a due time, not
+        yet met nor found breached) when None."""
+        cols = ("incident_id", "opd_id", "routed_at", "acknowledged_at", "resolved_at",
+                "ack_due", "resolve_due", "ack_breached_at", "resolve_breached_at")  # fmt: skip
+        select = "SELECT " + ", ".join(f"o.{c}" for c in cols) + " FROM incident_opds o "
+        params: tuple[object, ...] = ()
+        if incident_id is not None:
+            sql, params = select + "WHERE o.incident_id = ? ORDER BY o.routed_at", (incident_id,)
+        else:
+            sql = (
+                select
+                + """JOIN incidents i ON i.id = o.incident_id
+                 WHERE i.state NOT IN ('resolved', 'false_alarm')
+                   AND ((o.ack_due IS NOT NULL AND o.acknowledged_at IS NULL
+                         AND o.ack_breached_at IS NULL)
+                     OR (o.resolve_due IS NOT NULL AND o.resolved_at IS NULL
+                         AND o.resolve_breached_at IS NULL))"""
+            )
+        rows = await self.execute(sql, params)
+        return [dict(zip(cols, (None if v is None else str(v) for v in r), strict=True))
+                for r in rows]  # fmt: skip
 
     async def save_silence(self, silence_id: str, starts_at: str, ends_at: str, body: str) -> None:
         await self.execute(
@@ -473,6 +519,13 @@ def _write_action(conn: sqlite3.Connection, action: IncidentAction) -> None:
         )
     elif action.kind == ActionKind.REOPEN:
         conn.execute("UPDATE incident_opds SET resolved_at = NULL WHERE incident_id = ?", (inc,))
+    elif action.kind in (ActionKind.SLA_ACK_BREACHED, ActionKind.SLA_RESOLVE_BREACHED):
+        column = "ack" if action.kind == ActionKind.SLA_ACK_BREACHED else "resolve"
+        conn.execute(
+            f"UPDATE incident_opds SET {column}_breached_at = COALESCE({column}_breached_at, ?) "
+            f"WHERE incident_id = ? {scope}",
+            (at, inc, *params),
+        )
 
 
 def _upsert_incident(conn: sqlite3.Connection, inc: Incident) -> None:

@@ -34,7 +34,7 @@ from analytics.config import (
     TamperRule,
     Zone,
 )
-from events.config import IntakeConfig, NotifyConfig, Opd, Route, Slug
+from events.config import CalendarConfig, IntakeConfig, NotifyConfig, Opd, Route, Slug
 from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
 from pantau.region_check import check_region
@@ -119,6 +119,7 @@ class PantauConfig(Strict):
     correlation: CorrelationConfig = CorrelationConfig()
     intake: IntakeConfig = IntakeConfig()
     notify: NotifyConfig = NotifyConfig()
+    calendar: CalendarConfig = CalendarConfig()
     detector: DetectorConfig = DetectorConfig()
     motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)
@@ -170,6 +171,8 @@ class PantauConfig(Strict):
                             f"(its zones: {', '.join(zones) or 'none'})",
                         )
                     )
+        for oi, opd_cfg in enumerate(self.opds):
+            problems += [(("opds", oi, *loc), msg) for loc, msg in opd_cfg.roster_problems()]
         for ri, route in enumerate(self.routing):
             for oi, opd in enumerate(route.opds):
                 if opd not in opds:

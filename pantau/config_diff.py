@@ -17,7 +17,9 @@ from pantau.config import Camera, PantauConfig
 # Top-level sections that a running process cannot take without a restart.
 RESTART_SECTIONS = ("server", "storage", "bus", "detector", "fleet", "notify", "recording", "demo")
 # Sections applied live, each by its own part (see Runtime.apply).
-LIVE_SECTIONS = ("opds", "routing", "walls", "ui", "correlation", "intake", "motion")
+LIVE_SECTIONS = (
+    "opds", "routing", "walls", "ui", "correlation", "intake", "motion", "calendar",
+)  # fmt: skip
 # A change in these fields restarts the camera's capture (and its recording); any other field
 # of a camera only rebuilds its analytics, while frames keep flowing.
 SOURCE_FIELDS = frozenset(CameraSource.model_fields)

@@ -20,6 +20,7 @@ from pathlib import Path
 from analytics.engine import local_snapshots
 from events.api_keys import ApiKeys
 from events.bus import Bus, MemoryBus, default_consumer_name
+from events.calendar import WorkCalendar
 from events.cap_feed import CapFeedPoller
 from events.desk import IncidentDesk
 from events.desk_feed import DeskFeed
@@ -27,6 +28,7 @@ from events.model import ConfigChangedEvent, Incident
 from events.notify.dispatcher import Dispatcher
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
+from events.roster import duty_board
 from events.store import Store
 from ingest.urls import mask_url
 from pantau import demo_media
@@ -82,6 +84,7 @@ class Runtime:
         self.store = Store(self.data_dir / "pantau.db")
         self.accounts = Accounts(self.store)
         self.bus = make_bus(self.config.bus)
+        self.calendar = WorkCalendar(self.config.calendar, self.config.ui.timezone)
         self.desk = IncidentDesk(
             self.store,
             self.bus.publish,
@@ -92,6 +95,7 @@ class Runtime:
                 for c in self.config.cameras
                 if c.lat is not None and c.lon is not None
             },
+            calendar=self.calendar,
         )
         self.feed = DeskFeed(self.desk, self.bus)
         self.loop_monitor = LoopMonitor()
@@ -116,6 +120,7 @@ class Runtime:
             self.config.notify,
             self.config.correlation,
             self.config.ui.timezone,
+            calendar=self.calendar,
         )
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
@@ -319,7 +324,11 @@ class Runtime:
         self.desk.camera_coords = {
             c.id: (c.lat, c.lon) for c in new.cameras if c.lat is not None and c.lon is not None
         }
-        self.dispatcher.reconfigure(new.opds, new.routing, new.correlation, new.ui.timezone)
+        self.calendar = WorkCalendar(new.calendar, new.ui.timezone)
+        self.desk.calendar = self.calendar
+        self.dispatcher.reconfigure(
+            new.opds, new.routing, new.correlation, new.ui.timezone, self.calendar
+        )
         self.walls.reconfigure(new.walls)
         self.hub.set_static(self._static_snapshot())
         region = self.region()
@@ -398,6 +407,7 @@ class Runtime:
             kecamatan=self.kecamatan_names(),
             region=self.region(),
             opds=[{"id": o.id, "name": o.name} for o in self.config.opds],
+            duty=lambda at: duty_board(self.config.opds, self.calendar, at),
         )
         server = self.config.server
         tls = None

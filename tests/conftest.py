@@ -7,6 +7,9 @@ import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +238,50 @@ async def serve_asgi(app: Any) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await task
+
+
+# ---- a real SMTP server (aiosmtpd) and a clock tests move by hand ----
+class Mailbox:
+    """What a real SMTP server on loopback received, as parsed e-mail messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    from pantau.redis_server import free_port
+
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+class ManualClock:
+    """`now()` for the desk and the dispatcher that only moves when a test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.t = start
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+    def set(self, at: datetime) -> None:
+        self.t = at
 
 
 # ---- a real headless Chromium (the wall page's tests) ----

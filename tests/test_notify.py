@@ -4,16 +4,13 @@ SMTP server (aiosmtpd), SQLite; grouping, muting and escalation on a controlled 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from events.config import (
     ChatGateway,
@@ -39,8 +36,7 @@ from events.model import (
 from events.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from events.notify.dispatcher import Dispatcher
 from events.store import Store
-from pantau.redis_server import free_port
-from tests.conftest import serve_asgi
+from tests.conftest import Mailbox, serve_asgi
 from tests.test_desk import T0, Clock
 
 SECRET = "rahasia-bpbd"
@@ -81,24 +77,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with serve_asgi(rec.app) as port:
         rec.port = port
         yield rec
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @dataclass

@@ -17,7 +17,8 @@ import pytest
 
 from events.api_keys import ApiKeys
 from events.bus import MemoryBus
-from events.config import Route, RouteMatch
+from events.calendar import WorkCalendar
+from events.config import CalendarConfig, Opd, Route, RouteMatch
 from events.desk import IncidentDesk
 from events.model import (
     Alert,
@@ -29,6 +30,7 @@ from events.model import (
     SourceKind,
     utcnow,
 )
+from events.roster import duty_board
 from events.store import Store
 from pantau.config import ConfigError
 from pantau.config_editor import ConfigEditor
@@ -120,11 +122,22 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
         health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
         api_keys=ApiKeys(store), reload=reload, editor=ConfigEditor(source, reload),
+        duty=lambda at: duty_board(DUTY_OPDS, WorkCalendar(CalendarConfig(), "Asia/Jakarta"), at),
     )  # fmt: skip
     async with serve_asgi(create_app(deps)) as port:
         yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
     await bus.close()
     await store.close()
+
+
+DUTY_OPDS = [
+    Opd.model_validate({
+        "id": "bpbd", "name": "BPBD", "contacts": [{"id": "kalak", "name": "Kalak", "phone": "1"}],
+        "roster": {"shifts": {"pagi": "07:00-19:00", "malam": "19:00-07:00"},
+                   "starts": "2026-11-30", "weeks": [{"daily": {"pagi": "kalak"}}]},
+    }),
+    Opd.model_validate({"id": "dishub", "name": "Dishub", "contacts": [{"name": "Piket"}]}),
+]  # fmt: skip
 
 
 EDITABLE = """\

@@ -18,6 +18,7 @@ from wallboard.deps import (  # re-exported: what callers build an app from
     WallboardDeps,
     WebRtcOffer,
 )
+from wallboard.duty_api import duty_router
 from wallboard.editor_api import editor_router
 from wallboard.errors import MethodNotAllowed
 from wallboard.errors import install as install_errors
@@ -49,6 +50,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.include_router(records_router(deps, access))
     app.include_router(session_router(deps.accounts, access))
     app.include_router(silences_router(deps.store, access, deps.accounts))
+    app.include_router(duty_router(deps, access))
     if deps.director is not None:
         app.include_router(walls_router(deps, deps.director, access, deps.accounts))
     if deps.desk is not None:

@@ -18,6 +18,7 @@ from events.api_keys import ApiKeys
 from events.desk import IncidentDesk
 from events.model import CameraStatus, ClipRef, ReloadResult, WorkerStatus
 from events.region import Region
+from events.roster import OpdDuty
 from events.store import Store
 from wallboard.auth import Accounts
 from wallboard.config import UiConfig, Wall
@@ -47,6 +48,38 @@ class CameraInfo(BaseModel):
     desa: str | None = None
     url_masked: str
     status: CameraStatus | None = None
+
+
+class SlaClock(BaseModel):
+    """An OPD's SLA on one incident (times in UTC; null: no such SLA, or not yet)."""
+
+    opd_id: str
+    routed_at: datetime
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    ack_due: datetime | None = None
+    resolve_due: datetime | None = None
+    ack_breached_at: datetime | None = None
+    resolve_breached_at: datetime | None = None
+
+
+class DutyPerson(BaseModel):
+    name: str
+    role: str = ""
+    phone: str | None = None  # staff only: operators call the piket
+    shift: str | None = None  # None: not rostered (the OPD's first contact)
+    starts: datetime | None = None
+    ends: datetime | None = None
+    note: str = ""
+
+
+class OpdDutyOut(BaseModel):
+    opd_id: str
+    opd_name: str
+    on_duty: list[DutyPerson]  # empty: nobody rostered now; `first_contact` hears first
+    first_contact: DutyPerson
+    until: datetime | None = None  # the next shift change
+    day_off: str = ""  # today's holiday or weekend name; "" on a working day
 
 
 class WebRtcOffer(BaseModel):
@@ -123,6 +156,8 @@ class WallboardDeps:
     reload: Callable[[str], Awaitable[ReloadResult]] | None = None
     editor: ConfigEditing | None = None  # the zone and rule editor (admins)
     replays: ReplayRunning | None = None  # rule tests from the wall (admins, one process)
+    # Who is on duty per OPD at a moment (rosters and the site calendar).
+    duty: Callable[[datetime], list[OpdDuty]] | None = None
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

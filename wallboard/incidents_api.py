@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, Response
 from events.model import ClipRef, Delivery, Incident, IncidentAction, IncidentKind, IncidentState
 from wallboard.access import Access
 from wallboard.auth import User
-from wallboard.deps import IsoTime, WallboardDeps, stored_file
+from wallboard.deps import IsoTime, SlaClock, WallboardDeps, stored_file
 from wallboard.errors import responses
 from wallboard.session_api import _ip
 
@@ -65,6 +65,19 @@ def incidents_router(deps: WallboardDeps, access: Access) -> APIRouter:
         """The activity log: routing, merges, acknowledgements, comments, state changes."""
         await visible_incident(incident_id, user)
         return await deps.store.actions(incident_id)
+
+    @router.get("/{incident_id}/sla", responses=one)
+    async def incident_sla(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> list[SlaClock]:
+        """Per OPD the incident was routed to: when acknowledging and resolving are due
+        (from the route's SLA; none when the route has none), met, or breached."""
+        await visible_incident(incident_id, user)
+        scope = access.scope(user)
+        return [
+            SlaClock.model_validate(row) for row in await deps.store.sla_clocks(incident_id)
+            if scope in (None, row["opd_id"])
+        ]  # fmt: skip
 
     @router.get("/{incident_id}/deliveries", responses=one)
     async def incident_deliveries(

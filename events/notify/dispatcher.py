@@ -7,6 +7,12 @@
 - Escalation (Genetec's sequential recipients): an OPD that has not acknowledged within its
   route's deadline is sent again to its next contact, then the next; the last contact is
   reminded every `repeat_interval_s` until the OPD acknowledges or the incident is closed.
+- Duty: with a roster, the first notice goes to whoever is on duty (piket) now, and the
+  escalation continues with the OPD's contacts; the chain is fixed when the OPD is first told.
+- SLA clocks (per route): time to acknowledge and to resolve, in clock or working time. A
+  clock that runs out is logged as a breach on the incident (and counted on the scoreboard),
+  and escalates: an unacknowledged incident goes to the next contact at once, an unresolved
+  one to the contact after whoever has it.
 - Delivery: each channel attempt that fails is retried with exponential backoff; after
   `max_tries` the delivery is dead, stored and shown on the wall.
 
@@ -22,12 +28,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
 
 from events.bus import Bus, Subscription
-from events.config import Contact, NotifyConfig, Opd, Route, Silence
+from events.calendar import WorkCalendar
+from events.config import Contact, NotifyConfig, Opd, Route, Silence, duration
 from events.correlate import CorrelationConfig, place_of, same_place
 from events.model import (
     ActionEvent,
@@ -45,10 +53,17 @@ from events.model import (
 )
 from events.notify.channels import ChatChannel, DeliveryFailed, EmailChannel, WebhookChannel
 from events.notify.message import Notice
-from events.routing import ack_deadlines
+from events.roster import on_duty
+from events.routing import default_calendar, matching
 from events.store import Store, StoreFull
 
 log = logging.getLogger(__name__)
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 KNOWN_MAX = 100_000
 CAMERA_HEALTH = (IncidentKind.OFFLINE, IncidentKind.TAMPER)
 STOPS_ESCALATION = (
@@ -71,6 +86,47 @@ class _Watch:
     step: int
     next_at: datetime
     deadline_s: float
+    levels: list[list[Contact]] = field(default_factory=list)  # who hears at each step
+
+
+@dataclass
+class _Clock:
+    """An OPD's SLA on one incident: what is due when, and what is already met or breached."""
+
+    incident_id: str
+    opd_id: str
+    ack_due: datetime | None
+    resolve_due: datetime | None
+    acked: bool = False
+    resolved: bool = False
+    ack_breached: bool = False
+    resolve_breached: bool = False
+
+    def due(self, now: datetime) -> list[ActionKind]:
+        out = []
+        if self.ack_due and not (self.acked or self.resolved or self.ack_breached):
+            if now >= self.ack_due:
+                out.append(ActionKind.SLA_ACK_BREACHED)
+        if self.resolve_due and not (self.resolved or self.resolve_breached):
+            if now >= self.resolve_due:
+                out.append(ActionKind.SLA_RESOLVE_BREACHED)
+        return out
+
+    @property
+    def running(self) -> bool:
+        return bool(
+            (self.ack_due and not (self.acked or self.resolved or self.ack_breached))
+            or (self.resolve_due and not (self.resolved or self.resolve_breached))
+        )
+
+
+def _span_text(value: str | float) -> str:
+    days, seconds = duration(value)
+    parts = [f"{days} hari"] if days else []
+    hours, rest = divmod(int(seconds), 3600)
+    parts += [f"{hours} jam"] if hours else []
+    parts += [f"{rest // 60} menit"] if rest // 60 else []
+    return " ".join(parts) or f"{seconds:.0f} detik"
 
 
 class Dispatcher:
@@ -85,6 +141,7 @@ class Dispatcher:
         timezone: str = "Asia/Makassar",
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        calendar: WorkCalendar | None = None,
     ) -> None:
         self.store = store
         self._publish = publish
@@ -93,6 +150,7 @@ class Dispatcher:
         self.config = config
         self.correlation = correlation or CorrelationConfig()
         self.timezone = timezone
+        self.calendar = calendar or default_calendar()
         self.now = now
         self._sleep = sleep
         self._client = httpx.AsyncClient(timeout=10, follow_redirects=False)
@@ -104,6 +162,7 @@ class Dispatcher:
         self._known: dict[tuple[str, str], None] = {}
         self._groups: dict[tuple[object, ...], _Group] = {}
         self._watches: dict[tuple[str, str], _Watch] = {}
+        self._clocks: dict[tuple[str, str], _Clock] = {}
         self._answered: set[tuple[str, str | None]] = set()  # (incident, OPD or None = all)
         self._deliveries: set[asyncio.Task[None]] = set()
         self._full_logged = -1e9  # monotonic: a full disk is logged once a minute
@@ -111,14 +170,22 @@ class Dispatcher:
         self.silences: list[Silence] = list(config.silences)
 
     def reconfigure(
-        self, opds: list[Opd], routes: list[Route], correlation: CorrelationConfig, timezone: str
+        self,
+        opds: list[Opd],
+        routes: list[Route],
+        correlation: CorrelationConfig,
+        timezone: str,
+        calendar: WorkCalendar | None = None,
     ) -> None:
-        """A live reload: new contacts and routes apply from the next notice and escalation
-        step; watches of an OPD that is gone end at their next step."""
+        """A live reload: new contacts, rosters and routes apply from the next notice and
+        escalation step; watches of an OPD that is gone end at their next step. SLA clocks
+        already running keep the due times they were given."""
         self.opds = {o.id: o for o in opds}
         self.routes = list(routes)
         self.correlation = correlation
         self.timezone = timezone
+        if calendar is not None:
+            self.calendar = calendar
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def start(self, bus: Bus) -> None:
@@ -163,7 +230,19 @@ class Dispatcher:
             await asyncio.gather(*list(self._deliveries), return_exceptions=True)
 
     async def recover(self) -> None:
-        """After a restart: unanswered incidents are watched again, unsent ones queued."""
+        """After a restart: unanswered incidents are watched again, unsent ones queued, SLA
+        clocks that still run are timed again."""
+        for row in await self.store.sla_clocks():
+            key = (str(row["incident_id"]), str(row["opd_id"]))
+            self._clocks[key] = _Clock(
+                *key,
+                ack_due=_at(row["ack_due"]),
+                resolve_due=_at(row["resolve_due"]),
+                acked=row["acknowledged_at"] is not None,
+                resolved=row["resolved_at"] is not None,
+                ack_breached=row["ack_breached_at"] is not None,
+                resolve_breached=row["resolve_breached_at"] is not None,
+            )
         for incident_id, opd_id in await self.store.unanswered():
             inc = await self.store.incident(incident_id)
             if inc is None or opd_id not in self.opds:
@@ -179,9 +258,11 @@ class Dispatcher:
                 continue
             deadline = self._deadline(inc, opd_id)
             step = sum(a.kind == ActionKind.ESCALATED for a in sent)
+            levels = self.levels(self.opds[opd_id], sent[0].at)
             self._watches[(inc.id, opd_id)] = _Watch(
-                inc.id, opd_id, step, sent[-1].at + self._delay(opd_id, step, deadline), deadline
-            )
+                inc.id, opd_id, step, sent[-1].at + self._delay(levels, step, deadline),
+                deadline, levels,
+            )  # fmt: skip
 
     # ---- events in ----------------------------------------------------------------------
     async def handle(self, event: AnyEvent) -> None:
@@ -194,6 +275,17 @@ class Dispatcher:
             for key in list(self._watches):
                 if key[0] == action.incident_id and action.opd_id in (None, key[1]):
                     del self._watches[key]
+            closes = action.kind in (ActionKind.RESOLVE, ActionKind.FALSE_ALARM)
+            for key, clock in list(self._clocks.items()):
+                if key[0] == action.incident_id and (closes or action.opd_id in (None, key[1])):
+                    clock.acked = True
+                    clock.resolved = clock.resolved or closes
+                    if not clock.running:
+                        del self._clocks[key]
+        elif isinstance(event, ActionEvent) and event.action.kind == ActionKind.REOPEN:
+            for key, clock in self._clocks.items():
+                if key[0] == event.action.incident_id:
+                    clock.resolved = False
 
     async def _on_incident(self, inc: Incident) -> None:
         if inc.state.closed:
@@ -203,6 +295,8 @@ class Dispatcher:
             self._answered.difference_update({(inc.id, None), *((inc.id, o) for o in self.opds)})
             for key in [k for k in self._watches if k[0] == inc.id]:
                 del self._watches[key]
+            for key in [k for k in self._clocks if k[0] == inc.id]:
+                del self._clocks[key]
             return
         self._incidents[inc.id] = inc
         for opd_id in inc.routed_opds:
@@ -214,7 +308,23 @@ class Dispatcher:
                 await self._record_action(inc.id, ActionKind.MUTED, opd_id, reason)
                 log.info("incident=%s opd=%s not notified: %s", inc.id, opd_id, reason)
                 continue
+            await self._start_clock(inc, opd_id)
             self._queue(inc, opd_id)
+
+    async def _start_clock(self, inc: Incident, opd_id: str) -> None:
+        route = matching(inc, self.routes, self.calendar).get(opd_id)
+        sla = route.sla if route is not None else None
+        if sla is None or (sla.acknowledge is None and sla.resolve is None):
+            return
+        start, working = self.now(), sla.time == "working"
+
+        def due(value: str | float | None) -> datetime | None:
+            return None if value is None else self.calendar.deadline(
+                start, duration(value), working)  # fmt: skip
+
+        clock = _Clock(inc.id, opd_id, due(sla.acknowledge), due(sla.resolve))
+        self._clocks[(inc.id, opd_id)] = clock
+        await self.store.set_sla(inc.id, opd_id, clock.ack_due, clock.resolve_due)
 
     def _remember(self, incident_id: str, opd_id: str) -> None:
         self._known[(incident_id, opd_id)] = None
@@ -282,6 +392,11 @@ class Dispatcher:
             )
             if now >= due:
                 await self._flush(group, now)
+        for key, clock in list(self._clocks.items()):
+            for kind in clock.due(now):
+                await self._breach(clock, kind, now)
+            if not clock.running:
+                self._clocks.pop(key, None)
         for watch in list(self._watches.values()):
             if now >= watch.next_at:
                 await self._escalate(watch, now)
@@ -294,16 +409,19 @@ class Dispatcher:
         group.pending, group.last_sent_at = [], now
         if not incidents:
             return
-        opd = self.opds[group.opd_id]
+        opd = self.opds.get(group.opd_id)
+        if opd is None:  # removed by a reload while the group waited
+            return
         notice = self._notice(opd, incidents, 0)
-        channels = self._send(notice, opd, opd.contacts[0], with_webhook=True)
+        levels = self.levels(opd, now)
+        channels = self._send(notice, opd, levels[0], with_webhook=True)
         for inc in incidents:
             await self._record_action(inc.id, ActionKind.NOTIFIED, opd.id, channels)
             if {(inc.id, opd.id), (inc.id, None)} & self._answered:
                 continue  # answered before the notice left: told, but nothing to escalate
             deadline = self._deadline(inc, opd.id)
             self._watches[(inc.id, opd.id)] = _Watch(
-                inc.id, opd.id, 0, now + timedelta(seconds=deadline), deadline
+                inc.id, opd.id, 0, now + timedelta(seconds=deadline), deadline, levels
             )
 
     async def _escalate(self, watch: _Watch, now: datetime) -> None:
@@ -312,27 +430,70 @@ class Dispatcher:
         if inc is None or opd is None or inc.state.closed:
             self._watches.pop((watch.incident_id, watch.opd_id), None)
             return
+        levels = watch.levels or self.levels(opd, now)
         watch.step += 1
-        contact = opd.contacts[min(watch.step, len(opd.contacts) - 1)]
-        watch.next_at = now + self._delay(opd.id, watch.step, watch.deadline_s)
-        channels = self._send(self._notice(opd, [inc], watch.step), opd, contact, with_webhook=True)
-        note = f"eskalasi ke-{watch.step}: {contact.name} ({channels})"
+        people = levels[min(watch.step, len(levels) - 1)]
+        watch.next_at = now + self._delay(levels, watch.step, watch.deadline_s)
+        channels = self._send(self._notice(opd, [inc], watch.step), opd, people, with_webhook=True)
+        names = ", ".join(c.name for c in people)
+        note = f"eskalasi ke-{watch.step}: {names} ({channels})"
         await self._record_action(inc.id, ActionKind.ESCALATED, opd.id, note)
         log.warning("incident=%s opd=%s not acknowledged: %s", inc.id, opd.id, note)
 
+    async def _breach(self, clock: _Clock, kind: ActionKind, now: datetime) -> None:
+        inc = self._incidents.get(clock.incident_id)
+        opd = self.opds.get(clock.opd_id)
+        acked = kind == ActionKind.SLA_ACK_BREACHED
+        if acked:
+            clock.ack_breached = True
+        else:
+            clock.resolve_breached = True
+        route = matching(inc, self.routes, self.calendar).get(clock.opd_id) if inc else None
+        sla = route.sla if route is not None else None
+        limit = (sla.acknowledge if acked else sla.resolve) if sla else None
+        what = "menerima" if acked else "menyelesaikan"
+        mode = " kerja" if sla is not None and sla.time == "working" else ""
+        note = f"batas SLA {what}" + (f" ({_span_text(limit)}{mode})" if limit else "") + \
+            " terlewati"  # fmt: skip
+        await self._record_action(clock.incident_id, kind, clock.opd_id, note)
+        log.warning("incident=%s opd=%s %s", clock.incident_id, clock.opd_id, note)
+        if inc is None or opd is None:
+            return
+        watch = self._watches.get((inc.id, opd.id))
+        if acked and watch is not None:
+            watch.next_at = now  # escalates in this same tick
+            return
+        # Resolve SLA, or nobody is watching the ack any more: tell the next level up.
+        levels = watch.levels if watch and watch.levels else self.levels(opd, now)
+        step = min((watch.step if watch else 0) + 1, len(levels) - 1)
+        notice = self._notice(opd, [inc], step, reason=note[0].upper() + note[1:])
+        channels = self._send(notice, opd, levels[step], with_webhook=True)
+        names = ", ".join(c.name for c in levels[step])
+        await self._record_action(inc.id, ActionKind.ESCALATED, opd.id,
+                                  f"{note}: ke {names} ({channels})")  # fmt: skip
+
+    def levels(self, opd: Opd, at: datetime) -> list[list[Contact]]:
+        """Who hears at each escalation step: everyone on duty first (when the OPD has a
+        roster and someone stands duty now), then each contact in order."""
+        duty = [d.contact for d in on_duty(opd, self.calendar, at)] if opd.roster else []
+        rest = [[c] for c in opd.contacts if c not in duty]
+        return [duty, *rest] if duty else rest
+
     def _deadline(self, inc: Incident, opd_id: str) -> float:
         """Seconds the OPD has to acknowledge, from the route that sent the incident to it."""
-        return ack_deadlines(inc, self.routes).get(opd_id, 300.0)
+        found = matching(inc, self.routes, self.calendar).get(opd_id)
+        return found.ack_deadline_s if found is not None else 300.0
 
-    def _delay(self, opd_id: str, step: int, deadline_s: float) -> timedelta:
-        last = len(self.opds[opd_id].contacts) - 1
+    def _delay(self, levels: list[list[Contact]], step: int, deadline_s: float) -> timedelta:
+        last = len(levels) - 1
         return timedelta(seconds=deadline_s if step < last else self.config.repeat_interval_s)
 
     # ---- sending ------------------------------------------------------------------------
-    def _notice(self, opd: Opd, incidents: list[Incident], step: int) -> Notice:
-        return Notice(opd.id, opd.name, tuple(incidents), step, self.config.base_url, self.timezone)
+    def _notice(self, opd: Opd, incidents: list[Incident], step: int, reason: str = "") -> Notice:
+        return Notice(opd.id, opd.name, tuple(incidents), step, self.config.base_url,
+                      self.timezone, reason)  # fmt: skip
 
-    def _send(self, notice: Notice, opd: Opd, contact: Contact, with_webhook: bool) -> str:
+    def _send(self, notice: Notice, opd: Opd, people: Sequence[Contact], with_webhook: bool) -> str:
         """Start deliveries (they run on their own); returns the channels, for the log."""
         used = []
         notice_id = new_id("ntc")
@@ -343,14 +504,17 @@ class Dispatcher:
                 notice, "webhook", target, lambda: self.webhook.send(notice, hook, notice_id)
             )
             used.append("webhook")
-        if self.email is not None and contact.email:
-            email, to = self.email, contact.email
-            self._spawn(notice, "email", to, lambda: email.send(notice, to, notice_id))
-            used.append(f"email {to}")
-        if self.chat is not None and contact.phone:
-            chat, phone = self.chat, contact.phone
-            self._spawn(notice, "chat", phone, lambda: chat.send(notice, phone, notice_id))
-            used.append(f"chat {phone}")
+        for contact in people:
+            if self.email is not None and contact.email:
+                to = contact.email
+                self._spawn(notice, "email", to, partial(self.email.send, notice, to, notice_id))
+                used.append(f"email {to}")
+            if self.chat is not None and contact.phone:
+                phone = contact.phone
+                self._spawn(
+                    notice, "chat", phone, partial(self.chat.send, notice, phone, notice_id)
+                )
+                used.append(f"chat {phone}")
         return ", ".join(used) or "tidak ada kanal (atur webhook/smtp/chat)"
 
     def _spawn(

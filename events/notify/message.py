@@ -41,6 +41,7 @@ class Notice:
     step: int  # 0: first notice; 1, 2, ...: escalations
     base_url: str
     timezone: str = "Asia/Makassar"
+    reason: str = ""  # why it is sent again, when not an unanswered deadline (an SLA breach)
 
     def link(self, incident: Incident, suffix: str = "") -> str:
         return f"{self.base_url.rstrip('/')}/incident/{incident.id}{suffix}"
@@ -55,7 +56,7 @@ class Notice:
     @property
     def subject(self) -> str:
         first = self.incidents[0]
-        prefix = "[ESKALASI] " if self.step else ""
+        prefix = "[SLA] " if self.reason else ("[ESKALASI] " if self.step else "")
         place = first.kecamatan or first.camera_id or "-"
         if len(self.incidents) == 1:
             return f"{prefix}[Pantau] {KIND_ID[first.kind]} di {place}: {first.title}"
@@ -83,7 +84,9 @@ class Notice:
     @property
     def text(self) -> str:
         head = f"Kepada {self.opd_name}:"
-        if self.step:
+        if self.reason:
+            head += f" {self.reason}. Mohon segera ditindaklanjuti."
+        elif self.step:
             head += f" BELUM ADA TANGGAPAN (eskalasi ke-{self.step}). Mohon segera ditanggapi."
         body = "\n\n".join(self.describe(i) for i in self.incidents)
         return f"{head}\n\n{body}\n\nMohon konfirmasi (acknowledge) melalui tautan di atas."
@@ -93,6 +96,7 @@ class Notice:
             "type": "pantau.notice",
             "opd": self.opd_id,
             "escalation_step": self.step,
+            "reason": self.reason or None,
             "subject": self.subject,
             "incidents": [
                 {

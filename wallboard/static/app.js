@@ -25,6 +25,7 @@ const state = {
   me: null,                // {username, role, display_name, opd_id, can: [actions]}
   filter: { kind: "", state: "", kecamatan: "", opd: "" },
   scores: [],              // this week's OPD response scoreboard rows
+  duty: [],                // who is on duty now per OPD (/api/duty)
   workers: [],             // the worker boxes of a scaled-out site (none: one process)
   wall: null,
   layout: "2x2",           // of the view the wall shows now (its own, or a preset)
@@ -233,14 +234,62 @@ function renderScores() {
   body.replaceChildren();
   const week = state.scores.length ? state.scores[state.scores.length - 1].week : null;
   const rows = state.scores.filter((r) => r.week === week);
-  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "4", class: "muted" }, "—")));
+  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "—")));
   for (const r of rows) {
+    const breaches = (r.ack_breaches || 0) + (r.resolve_breaches || 0);
     body.append(el("tr", { dataset: { opd: r.opd_id } },
       el("td", {}, r.opd_id),
       el("td", {}, fmtDuration(r.ack_p50_s)),
       el("td", {}, fmtDuration(r.ack_p90_s)),
+      el("td", { class: breaches ? "warn" : "", title: `${t("breaches")}: ${breaches}` },
+        r.sla_ack_pct == null ? "—" : `${r.sla_ack_pct}%${breaches ? ` (${breaches}!)` : ""}`),
       el("td", { class: r.unanswered ? "warn" : "" }, `${r.unanswered}/${r.routed}`)));
   }
+}
+
+function hhmm(iso) {
+  if (!iso) return "";
+  const locale = state.lang === "id" ? "id-ID" : "en-GB";
+  return new Date(iso).toLocaleTimeString(locale, { timeZone: state.ui.timezone, hour: "2-digit", minute: "2-digit" });
+}
+
+// Who is on duty per OPD: the piket from the roster (with the shift's end), or the contact
+// that hears first where the OPD has no roster. Phones are links (a tap calls on a phone).
+function renderDuty() {
+  const list = $("#duty");
+  if (!list) return;
+  const off = state.duty.length ? state.duty[0].day_off : "";
+  $("#day-off").hidden = !off;
+  $("#day-off").textContent = off;
+  list.replaceChildren(...state.duty.map((d) => {
+    const people = d.on_duty.length ? d.on_duty : [d.first_contact];
+    return el("li", { dataset: { opd: d.opd_id } },
+      el("b", {}, d.opd_name), " ",
+      ...people.map((p) => el("span", { class: "person" }, p.name,
+        p.phone ? el("a", { class: "tel", href: `tel:${p.phone.replace(/[^+0-9]/g, "")}` }, ` ☎ ${p.phone}`) : null,
+        p.shift ? el("span", { class: "muted" }, ` · ${p.shift} ${t("duty_until")} ${hhmm(p.ends)}`)
+          : el("span", { class: "muted" }, ` · ${t(d.on_duty.length ? "first_contact" : "no_roster")}`))));
+  }));
+}
+
+async function loadDuty() {
+  state.duty = await getJson("/api/duty", []);
+  renderDuty();
+}
+
+// SLA clocks of an incident per OPD: due times, met or breached.
+function slaBadges(clocks, opd) {
+  const c = clocks.find((x) => x.opd_id === opd);
+  if (!c) return [];
+  const out = [];
+  for (const [key, due, done, breached] of [["sla_ack", c.ack_due, c.acknowledged_at, c.ack_breached_at],
+    ["sla_resolve", c.resolve_due, c.resolved_at, c.resolve_breached_at]]) {
+    if (!due) continue;
+    const cls = breached ? "sla-breached" : done ? "sla-met" : "sla-running";
+    const word = breached ? t("sla_breached") : done ? t("sla_met") : `${t("sla_due")} ${fmtTime(due)}`;
+    out.push(el("span", { class: `badge ${cls}`, dataset: { sla: key } }, `${t("sla")} ${t(key)}: ${word}`));
+  }
+  return out;
 }
 
 async function loadScores() {
@@ -362,7 +411,7 @@ function renderMap() {
 }
 
 function renderAll() {
-  renderGrid(); renderTimeline(); renderMap(); renderHealth(); renderDead(); renderScores(); renderWorkers();
+  renderGrid(); renderTimeline(); renderMap(); renderHealth(); renderDead(); renderScores(); renderDuty(); renderWorkers();
 }
 
 async function getJson(url, fallback) {
@@ -372,7 +421,7 @@ async function getJson(url, fallback) {
   } catch (e) { return fallback; }
 }
 
-function deliveryList(inc, deliveries, actions) {
+function deliveryList(inc, deliveries, actions, clocks = []) {
   // The latest outcome per OPD and channel: what the operator needs is "did they get it?"
   const latest = new Map();
   for (const d of deliveries) {
@@ -384,7 +433,8 @@ function deliveryList(inc, deliveries, actions) {
     return el("li", {}, el("b", {}, opd), " ",
       mine.length ? mine.map((d) => el("span", { class: `badge dlv-${d.status}` },
         `${d.channel}: ${tk("delivery", d.status)}${d.attempts > 1 ? ` (${d.attempts}×)` : ""}`))
-        : el("span", { class: "muted" }, lastNote(actions, opd) || t("not_sent_yet")));
+        : el("span", { class: "muted" }, lastNote(actions, opd) || t("not_sent_yet")),
+      ...slaBadges(clocks, opd));
   });
   return items.length ? el("ul", { class: "deliveries" }, ...items) : el("p", { class: "muted" }, "—");
 }
@@ -472,8 +522,8 @@ async function showDetail(id) {
     if (res.ok) state.clips.set(id, await res.json());
   }
   const base = `/api/incidents/${encodeURIComponent(id)}`;
-  const [actions, deliveries] = await Promise.all([
-    getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, [])]);
+  const [actions, deliveries, clocks] = await Promise.all([
+    getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, []), getJson(`${base}/sla`, [])]);
   const clip = state.clips.get(id);
   const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.kecamatan || "" };
   // Re-rendering the same incident (it was updated): keep the clip playing where it is, the
@@ -502,7 +552,7 @@ async function showDetail(id) {
       el("dt", {}, t("sources")), el("dd", {}, el("ul", { class: "sources" }, ...(inc.sources || []).map((s) =>
         el("li", {}, el("b", {}, `${tk("source", s.kind)} ${s.name}`), ` ${s.summary}`,
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
-    el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions),
+    el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions, clocks),
     el("h4", {}, t("activity")), activityList(actions),
     actionBar(inc, keep),
     // An admin tries the camera's rules (as saved now) on this incident's clip.
@@ -695,6 +745,7 @@ async function configChanged() {
   pickWall(cfg);
   if (state.view) applyView(state.view);
   renderAll();
+  loadDuty();  // rosters and the calendar may have changed
 }
 
 async function boot() {
@@ -733,6 +784,7 @@ async function boot() {
     select.addEventListener("change", () => { state.filter[select.name] = select.value; renderTimeline(); });
   }
   loadScores(); setInterval(loadScores, 60000);
+  loadDuty(); setInterval(loadDuty, 60000);  // shifts change on the minute
   loadWorkers();
   applyLanguage();
   tick(); setInterval(tick, 1000);
