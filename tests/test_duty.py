@@ -391,6 +391,7 @@ async def duty_site(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str], 
         assert found is not None
         tokens[who] = found[1]
     inc = await desk.observe(flood(clock))
+    assert inc is not None
     dispatcher = Dispatcher(store, _ignore, opds, routes, NotifyConfig(), now=clock, calendar=cal)
     await dispatcher.handle(_opened(inc))
 
@@ -447,3 +448,107 @@ async def test_the_duty_api_shows_who_is_on_duty_and_phones_to_staff_only(
         (clock,) = sla.json()
         assert clock["opd_id"] == "bpbd"
         assert clock["ack_due"].startswith("2026-12-25T02:15:00")  # 15 min of clock time
+
+
+# ---- the wall, end to end: a real runtime (both shapes), Chromium, real clock ----------------
+WALL_CONFIG = """\
+server: {{host: 127.0.0.1, port: 0}}
+storage: {{data_dir: {data_dir}}}
+bus: {bus}
+detector: {{model: {model}}}
+ui: {{timezone: Asia/Makassar}}
+notify: {{group_wait_s: 0}}
+cameras:
+  - {{id: gudang, name: Gudang Logistik, url: "rtsp://127.0.0.1:1/mati", kecamatan: Kota}}
+opds:
+  - id: bpbd
+    name: BPBD
+    contacts: [{{id: kalak, name: Kalaksa BPBD, phone: "+62 811 9"}}]
+    roster:
+      team: [{{id: regu-a, name: Regu A Pusdalops, phone: "+62 811 0000 003"}}]
+      shifts: {{sehari: "00:00-24:00"}}
+      starts: 2026-11-30
+      weeks: [{{daily: {{sehari: regu-a}}}}]
+  - {{id: dishub, name: Dinas Perhubungan, contacts: [{{name: Piket Dishub, phone: "112"}}]}}
+routing:
+  - match: {{kinds: [flood]}}
+    opds: [bpbd]
+    sla: {{acknowledge: 2s, resolve: 1h}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["one-process", "scaled-out"])
+async def test_the_wall_shows_who_is_on_duty_and_a_breached_sla(
+    shape: str, tmp_path: Path, model_path: Path, browser: Any
+) -> None:
+    import asyncio
+    import os
+    import shutil
+
+    from events.api_keys import ApiKeys
+    from pantau.redis_server import RedisServer
+    from pantau.runtime import Runtime
+    from tests.conftest import wall_page
+
+    redis = None
+    bus = "memory"
+    if shape == "scaled-out":  # `pantau server`: desk, routing and the wall on Redis Streams
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
+        redis = RedisServer(tmp_path / "redis")
+        redis.start()
+        bus = redis.url
+    path = tmp_path / "cameras.yaml"
+    path.write_text(WALL_CONFIG.format(data_dir=tmp_path / "var", bus=bus, model=model_path))
+    runtime = Runtime(load(path), tmp_path, role="server" if redis else "all")
+    await runtime.start()
+    try:
+        _, key = await ApiKeys(runtime.store).create("dishub")
+        base = f"http://127.0.0.1:{runtime.web_port}"
+        async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}) as opd:
+            report = {"kind": "flood", "severity": "high", "kecamatan": "Kota",
+                      "title": "Air masuk gudang logistik"}  # fmt: skip
+            r = await opd.post("/api/alerts", json=report)
+            assert r.status_code == 201, r.text
+            incident_id = r.json()["incident_id"]
+        page = await wall_page(browser, runtime, "operator", 1600, 1000)
+        duty = page.locator("#duty li[data-opd=bpbd]")
+        await duty.wait_for(timeout=10000)
+        text = await duty.inner_text()
+        assert "Regu A Pusdalops" in text and "sehari" in text
+        assert await duty.locator("a.tel").get_attribute("href") == "tel:+628110000003"
+        dishub = await page.locator("#duty li[data-opd=dishub]").inner_text()
+        assert "Piket Dishub" in dishub  # no roster: its first contact
+        # the 2 s acknowledge SLA runs out on the server's real clock
+        for _ in range(40):
+            acts = await runtime.store.actions(incident_id)
+            if any(a.kind == ActionKind.SLA_ACK_BREACHED for a in acts):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            pytest.fail("the acknowledge SLA did not breach within 10 s")
+        await page.locator(".timeline .incident").first.click()
+        badge = page.locator("#detail .badge.sla-breached[data-sla=sla_ack]")
+        await badge.wait_for(timeout=10000)
+        assert "TERLEWATI" in await badge.inner_text()
+        running = page.locator("#detail .badge.sla-running[data-sla=sla_resolve]")
+        assert await running.count() == 1
+        assert "SLA terima terlewati" in await page.locator("#detail .activity").inner_text()
+        assert "null" not in await page.locator("#detail").inner_text()  # left-out parts
+        keep = Path(os.environ.get("PANTAU_TEST_PNG", tmp_path))
+        await page.screenshot(path=str(keep / f"duty-{shape}.png"))
+        await page.close()
+        # a leader on a phone: who is on duty, without the numbers (viewers do not call)
+        phone = await wall_page(browser, runtime, "viewer", 390, 844)
+        mine = phone.locator("#duty li[data-opd=bpbd]")
+        await mine.wait_for(timeout=10000)
+        await mine.scroll_into_view_if_needed()
+        assert "Regu A Pusdalops" in await mine.inner_text()
+        assert await phone.locator("#duty a.tel").count() == 0
+        await phone.screenshot(path=str(keep / f"duty-phone-{shape}.png"))
+        await phone.close()
+    finally:
+        await runtime.stop()
+        if redis is not None:
+            redis.stop()

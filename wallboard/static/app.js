@@ -64,6 +64,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// replaceChildren() with the optional parts left out: the DOM would write null as "null".
+function fill(node, ...children) {
+  node.replaceChildren(...children.filter((c) => c != null));
+}
+
 // ---- sound ------------------------------------------------------------------------------
 let audio = null;
 function beep() {
@@ -534,7 +539,7 @@ async function showDetail(id) {
   const focused = document.activeElement;
   const clipUrl = `/api/incidents/${inc.id}/clip.mp4`;
   dlg.dataset.incident = id;
-  dlg.replaceChildren(
+  fill(dlg,
     el("h3", {}, `${tk("kind", inc.kind)} · ${cam.name}`, inc.exercise
       ? el("span", { class: "badge exercise" }, t("exercise")) : null),
     el("p", { class: "title" }, inc.title),
