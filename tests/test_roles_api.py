@@ -132,7 +132,8 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
 
 DUTY_OPDS = [
     Opd.model_validate({
-        "id": "bpbd", "name": "BPBD", "contacts": [{"id": "kalak", "name": "Kalak", "phone": "1"}],
+        "id": "bpbd", "name": "BPBD",
+        "contacts": [{"id": "kalak", "name": "Kalak", "phone": "112"}],
         "roster": {"shifts": {"pagi": "07:00-19:00", "malam": "19:00-07:00"},
                    "starts": "2026-11-30", "weeks": [{"daily": {"pagi": "kalak"}}]},
     }),
