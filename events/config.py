@@ -78,6 +78,9 @@ def _duration(value: str | float) -> str | float:
 Duration = Annotated[str | float, AfterValidator(_duration)]
 
 
+ChatAction = Literal["acknowledge", "start", "resolve", "false_alarm"]
+
+
 class Contact(Strict):
     # An id lets rosters name the contact and chat apps link to it (one-time code from the wall).
     id: Slug | None = None
@@ -85,6 +88,10 @@ class Contact(Strict):
     role: str = ""
     phone: str | None = None
     email: str | None = None
+    telegram: int | None = Field(default=None, gt=0)  # Telegram user id (or link from the wall)
+    whatsapp: str | None = Field(default=None, pattern=r"^[1-9][0-9]{6,14}$")  # wa_id: 62811...
+    # What the contact may answer from a chat app; "Bukan kejadian" only where it is listed.
+    can: list[ChatAction] = ["acknowledge", "start", "resolve"]
 
     @field_validator("email")
     @classmethod
@@ -299,6 +306,29 @@ class ChatGateway(Strict):
     body: str = '{"to": "{phone}", "message": "{text}"}'
 
 
+class TelegramConfig(Strict):
+    """A Telegram bot: incidents out with buttons, answers in by long polling (no public
+    address needed). Make the bot with @BotFather; its token by reference: ${TELEGRAM_TOKEN}."""
+
+    token: str = Field(pattern=r"^\d+:[A-Za-z0-9_-]{20,}$")
+    api_url: str = Field(default="https://api.telegram.org", pattern=r"^https?://")
+    poll_timeout_s: int = Field(default=25, ge=1, le=50)
+    max_photo_bytes: int = Field(default=10_000_000, ge=100_000)  # replies' photos kept up to
+
+
+class WhatsAppConfig(Strict):
+    """WhatsApp Business Cloud API: template messages with quick-reply buttons out, a signed
+    webhook in (POST /api/chat/whatsapp, X-Hub-Signature-256 with the app secret)."""
+
+    phone_number_id: str = Field(pattern=r"^\d+$")
+    access_token: str = Field(min_length=10)
+    app_secret: str = Field(min_length=8)
+    verify_token: str = Field(min_length=8)  # the webhook's GET handshake (hub.verify_token)
+    template: str = Field(default="pantau_kejadian", pattern=r"^[a-z0-9_]+$")
+    language: str = "id"
+    api_url: str = Field(default="https://graph.facebook.com/v21.0", pattern=r"^https?://")
+
+
 class NotifyConfig(Strict):
     base_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://")
     # Like Alertmanager: a new group waits group_wait for company, later news of the same group
@@ -311,6 +341,8 @@ class NotifyConfig(Strict):
     retry_base_s: float = Field(default=2, gt=0)
     smtp: Smtp | None = None
     chat: ChatGateway | None = None
+    telegram: TelegramConfig | None = None
+    whatsapp: WhatsAppConfig | None = None
     silences: list[Silence] = []
 
     @field_validator("group_by")

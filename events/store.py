@@ -162,6 +162,45 @@ MIGRATIONS: list[str] = [
     ALTER TABLE incident_opds ADD COLUMN ack_breached_at TEXT;
     ALTER TABLE incident_opds ADD COLUMN resolve_breached_at TEXT;
     """,
+    # Chat apps: who a chat user is (linked by a one-time code), which message told which
+    # incident (answers and replies find it), and files people sent back (photos).
+    """
+    CREATE TABLE chat_links (
+        channel TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        opd_id TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        linked_at TEXT NOT NULL,
+        PRIMARY KEY (channel, external_id)
+    );
+    CREATE TABLE chat_codes (
+        code TEXT PRIMARY KEY,
+        opd_id TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    CREATE TABLE chat_messages (
+        channel TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        opd_id TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (channel, chat_id, message_id)
+    );
+    CREATE INDEX chat_messages_incident ON chat_messages(incident_id);
+    CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        added_by TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX attachments_incident ON attachments(incident_id, at);
+    """,
 ]
 
 

@@ -19,13 +19,17 @@ from pathlib import Path
 
 from analytics.engine import local_snapshots
 from events.api_keys import ApiKeys
+from events.attachments import Attachments
 from events.bus import Bus, MemoryBus, default_consumer_name
 from events.calendar import WorkCalendar
 from events.cap_feed import CapFeedPoller
 from events.desk import IncidentDesk
 from events.desk_feed import DeskFeed
 from events.model import ConfigChangedEvent, Incident
+from events.notify.chat_answers import ChatAnswers
+from events.notify.chat_links import ChatLinks
 from events.notify.dispatcher import Dispatcher
+from events.notify.telegram import TelegramBot
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
 from events.roster import duty_board
@@ -122,6 +126,17 @@ class Runtime:
             self.config.ui.timezone,
             calendar=self.calendar,
         )
+        # Two-way chat apps: who a chat user is, what they send back, the apps themselves.
+        self.chat_links = ChatLinks(self.store, self.config.opds)
+        self.attachments = Attachments(self.store, self.data_dir / "attachments")
+        self.telegram: TelegramBot | None = None
+        if self.config.notify.telegram is not None:
+            self.telegram = TelegramBot(
+                self.config.notify.telegram, self.chat_links,
+                ChatAnswers(self.desk, self.attachments), self.snapshot_dir,
+                self.config.ui.timezone,
+            )  # fmt: skip
+            self.dispatcher.apps.append(self.telegram)
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
         self._web: QuietServer | None = None
@@ -244,6 +259,9 @@ class Runtime:
         )
         await self.disk_watch.start()
         await self.dispatcher.start(self.bus)
+        await self.chat_links.load()
+        if self.telegram is not None:
+            await self.telegram.start()
         self._start_cap_feeds()
         self.hub.start(
             await self.bus.subscribe(f"wallboard-{default_consumer_name()}", types=PAGE_TYPES)
@@ -330,6 +348,7 @@ class Runtime:
             new.opds, new.routing, new.correlation, new.ui.timezone, self.calendar
         )
         self.walls.reconfigure(new.walls)
+        self.chat_links.reconfigure(new.opds)
         self.hub.set_static(self._static_snapshot())
         region = self.region()
         if old.intake.cap_feeds != new.intake.cap_feeds:
@@ -408,6 +427,8 @@ class Runtime:
             region=self.region(),
             opds=[{"id": o.id, "name": o.name} for o in self.config.opds],
             duty=lambda at: duty_board(self.config.opds, self.calendar, at),
+            attachments=self.attachments,
+            chat_links=self.chat_links if self.telegram is not None else None,
         )
         server = self.config.server
         tls = None
@@ -446,6 +467,8 @@ class Runtime:
             await self.fleet.stop()
         await self.hub.stop()
         await self.walls.stop()
+        if self.telegram is not None:
+            await self.telegram.stop()
         await self.dispatcher.stop()
         # Let the desk take in what the bus already holds (last observations), then end it.
         await self.bus.close()

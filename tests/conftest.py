@@ -322,3 +322,166 @@ def _fresh_aioice_mdns() -> None:
     from aioice import ice
 
     ice._mdns.__dict__.clear()
+
+
+# ---- a loopback server speaking the Telegram Bot API's HTTP protocol ----
+class FakeTelegram:
+    """Telegram's Bot API on loopback, as aiosmtpd stands in for a mail server: the bot's
+    requests are recorded, and the test plays the officers (button presses, replies, photos)
+    by queueing updates that getUpdates (long polling) hands out."""
+
+    BOT = {"id": 4242, "is_bot": True, "first_name": "Pantau", "username": "pantau_bot"}
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.photos: dict[int, bytes] = {}  # message id -> the photo the bot sent
+        self.outbox: list[dict[str, Any]] = []  # messages the bot sent, as Telegram has them
+        self.files: dict[str, bytes] = {}  # file_id -> bytes the bot may download
+        self._updates: list[dict[str, Any]] = []
+        self._new = asyncio.Event()
+        self._ids = 0
+        self.url = ""
+
+    def _next(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._method)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _file(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.Response(body=self.files[request.match_info["path"]])
+
+    async def _method(self, request: Any) -> Any:
+        import json
+        import time
+
+        from aiohttp import web
+
+        method = request.match_info["method"]
+        form = await request.post()
+        fields: dict[str, Any] = {}
+        for key, value in form.items():
+            if hasattr(value, "file"):
+                fields[key] = value.file.read()
+            else:
+                fields[key] = json.loads(value) if key == "reply_markup" else value
+        for key, value in list(fields.items()):  # "attach://<part>": a file sent in the form
+            if isinstance(value, str) and value.startswith("attach://"):
+                fields[key] = fields.pop(value.removeprefix("attach://"))
+        self.calls.append((method, fields))
+        result: Any = True
+        if method == "getMe":
+            result = self.BOT
+        elif method == "getUpdates":
+            offset = int(fields.get("offset") or 0)
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            if not self._updates:
+                self._new.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new.wait(), float(fields.get("timeout") or 0))
+            result = list(self._updates)
+        elif method in ("sendPhoto", "sendMessage"):
+            msg = {"message_id": self._next(), "date": int(time.time()), "from": self.BOT,
+                   "chat": {"id": int(fields["chat_id"]), "type": "private"}}  # fmt: skip
+            if method == "sendPhoto":
+                self.photos[msg["message_id"]] = fields["photo"]
+                msg["photo"] = [{"file_id": f"sent{msg['message_id']}", "file_unique_id": "u",
+                                 "width": 640, "height": 360}]  # fmt: skip
+                msg["caption"] = fields.get("caption", "")
+            else:
+                msg["text"] = fields.get("text", "")
+            if "reply_markup" in fields:
+                msg["reply_markup"] = fields["reply_markup"]
+            self.outbox.append(msg)
+            result = msg
+        elif method in ("editMessageCaption", "editMessageText", "editMessageReplyMarkup"):
+            result = {"message_id": int(fields["message_id"]), "date": int(time.time()),
+                      "chat": {"id": int(fields["chat_id"]), "type": "private"},
+                      "text": fields.get("text") or fields.get("caption") or ""}  # fmt: skip
+        elif method == "getFile":
+            fid = fields["file_id"]
+            result = {"file_id": fid, "file_unique_id": fid, "file_size": len(self.files[fid]),
+                      "file_path": fid}  # fmt: skip
+        return web.json_response({"ok": True, "result": result})
+
+    # ---- the officers ----
+    def _push(self, update: dict[str, Any]) -> None:
+        update["update_id"] = self._next()
+        self._updates.append(update)
+        self._new.set()
+
+    @staticmethod
+    def person(user_id: int, name: str = "Petugas") -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": name}
+
+    def press(self, user_id: int, data: str, message: dict[str, Any] | None) -> str:
+        query_id = f"q{self._ids + 1}"
+        query: dict[str, Any] = {"id": query_id, "from": self.person(user_id),
+                                 "chat_instance": "c1", "data": data}  # fmt: skip
+        if message is not None:
+            query["message"] = message
+        self._push({"callback_query": query})
+        return query_id
+
+    def say(self, user_id: int, text: str, reply_to: dict[str, Any] | None = None) -> None:
+        import time
+
+        msg: dict[str, Any] = {"message_id": self._next(), "date": int(time.time()),
+                               "chat": {"id": user_id, "type": "private"},
+                               "from": self.person(user_id), "text": text}  # fmt: skip
+        if reply_to is not None:
+            msg["reply_to_message"] = reply_to
+        self._push({"message": msg})
+
+    def send_photo(self, user_id: int, data: bytes, reply_to: dict[str, Any], caption: str) -> None:
+        import time
+
+        fid = f"photo{self._next()}"
+        self.files[fid] = data
+        msg = {"message_id": self._next(), "date": int(time.time()), "caption": caption,
+               "chat": {"id": user_id, "type": "private"}, "from": self.person(user_id),
+               "photo": [{"file_id": fid, "file_unique_id": fid, "width": 800, "height": 600,
+                          "file_size": len(data)}], "reply_to_message": reply_to}  # fmt: skip
+        self._push({"message": msg})
+
+    def sent(self, method: str, **match: Any) -> list[dict[str, Any]]:
+        return [f for m, f in self.calls if m == method
+                and all(str(f.get(k)) == str(v) for k, v in match.items())]  # fmt: skip
+
+    async def wait(self, method: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            found = self.sent(method, **match)
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the bot did not call {method} {match} in {timeout} s: "
+                             f"{[m for m, _ in self.calls]}")  # fmt: skip
+
+    def to(self, chat_id: int) -> list[dict[str, Any]]:
+        """Messages the bot sent to a chat, oldest first."""
+        return [m for m in self.outbox if m["chat"]["id"] == chat_id]
+
+
+@pytest.fixture
+async def telegram_api() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()

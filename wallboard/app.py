@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from wallboard.access import Access
 from wallboard.actions_api import actions_router
 from wallboard.cameras_api import cameras_router
+from wallboard.chat_api import chat_router
 from wallboard.deps import (  # re-exported: what callers build an app from
     STATIC,
     CameraInfo,
@@ -51,6 +52,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.include_router(session_router(deps.accounts, access))
     app.include_router(silences_router(deps.store, access, deps.accounts))
     app.include_router(duty_router(deps, access))
+    app.include_router(chat_router(deps, access))
     if deps.director is not None:
         app.include_router(walls_router(deps, deps.director, access, deps.accounts))
     if deps.desk is not None:

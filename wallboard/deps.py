@@ -15,8 +15,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.api_keys import ApiKeys
+from events.attachments import Attachments
 from events.desk import IncidentDesk
 from events.model import CameraStatus, ClipRef, ReloadResult, WorkerStatus
+from events.notify.chat_links import ChatLinks
 from events.region import Region
 from events.roster import OpdDuty
 from events.store import Store
@@ -61,6 +63,16 @@ class SlaClock(BaseModel):
     resolve_due: datetime | None = None
     ack_breached_at: datetime | None = None
     resolve_breached_at: datetime | None = None
+
+
+class AttachmentOut(BaseModel):
+    id: str
+    incident_id: str
+    name: str
+    content_type: str
+    size: int
+    added_by: str
+    at: datetime
 
 
 class DutyPerson(BaseModel):
@@ -158,6 +170,8 @@ class WallboardDeps:
     replays: ReplayRunning | None = None  # rule tests from the wall (admins, one process)
     # Who is on duty per OPD at a moment (rosters and the site calendar).
     duty: Callable[[datetime], list[OpdDuty]] | None = None
+    attachments: Attachments | None = None  # photos sent back by chat
+    chat_links: ChatLinks | None = None  # link codes for chat apps (supervisors)
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, Response
 from events.model import ClipRef, Delivery, Incident, IncidentAction, IncidentKind, IncidentState
 from wallboard.access import Access
 from wallboard.auth import User
-from wallboard.deps import IsoTime, SlaClock, WallboardDeps, stored_file
+from wallboard.deps import AttachmentOut, IsoTime, SlaClock, WallboardDeps, stored_file
 from wallboard.errors import responses
 from wallboard.session_api import _ip
 
@@ -101,6 +101,34 @@ def incidents_router(deps: WallboardDeps, access: Access) -> APIRouter:
             deps.snapshot_dir, incident.snapshot_ref, "no snapshot for this incident"
         )
         return FileResponse(path, media_type="image/jpeg")
+
+    @router.get("/{incident_id}/attachments", responses=one)
+    async def incident_attachments(
+        incident_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> list[AttachmentOut]:
+        """Files sent back about the incident (photos from the field, by chat)."""
+        await visible_incident(incident_id, user)
+        if deps.attachments is None:
+            return []
+        return [AttachmentOut(**a.__dict__) for a in await deps.attachments.of(incident_id)]
+
+    @router.get(
+        "/{incident_id}/attachments/{attachment_id}",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **one},
+    )
+    async def incident_attachment_file(
+        incident_id: str, attachment_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> Response:
+        await visible_incident(incident_id, user)
+        found = [a for a in await deps.attachments.of(incident_id) if a.id == attachment_id] \
+            if deps.attachments is not None else []  # fmt: skip
+        if not found or deps.attachments is None:
+            raise HTTPException(404, f"no attachment {attachment_id!r} on this incident")
+        path = deps.attachments.path(found[0])
+        if not path.is_file():
+            raise HTTPException(404, f"attachment {attachment_id!r} is missing on disk")
+        return FileResponse(path, media_type=found[0].content_type)
 
     @router.get("/{incident_id}/clip", responses=one)
     async def incident_clip(

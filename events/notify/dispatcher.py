@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -58,6 +59,19 @@ from events.routing import default_calendar, matching
 from events.store import Store, StoreFull
 
 log = logging.getLogger(__name__)
+
+
+class ChatApp(Protocol):
+    """A two-way chat channel (Telegram, WhatsApp): where a contact is on it, and one attempt
+    to tell them (raises DeliveryFailed)."""
+
+    name: str
+
+    def chat_of(self, opd_id: str, contact: Contact) -> str | None: ...
+
+    async def send(
+        self, notice: Notice, chat_id: str, contact: Contact, delivery_id: str
+    ) -> None: ...
 
 
 def _at(value: str | None) -> datetime | None:
@@ -157,6 +171,8 @@ class Dispatcher:
         self.webhook = WebhookChannel(self._client)
         self.chat = ChatChannel(self._client, config.chat) if config.chat else None
         self.email = EmailChannel(config.smtp) if config.smtp else None
+        # Two-way chat apps (set by the runtime, which owns their polling and webhooks).
+        self.apps: list[ChatApp] = []
         self._incidents: dict[str, Incident] = {}
         # (incident, OPD) already taken in: insertion-ordered so the oldest can go (KNOWN_MAX)
         self._known: dict[tuple[str, str], None] = {}
@@ -515,7 +531,13 @@ class Dispatcher:
                     notice, "chat", phone, partial(self.chat.send, notice, phone, notice_id)
                 )
                 used.append(f"chat {phone}")
-        return ", ".join(used) or "tidak ada kanal (atur webhook/smtp/chat)"
+            for app in self.apps:
+                where = app.chat_of(opd.id, contact)
+                if where is not None:
+                    send = partial(app.send, notice, where, contact, notice_id)
+                    self._spawn(notice, app.name, f"{app.name}:{where}", send)
+                    used.append(f"{app.name} {contact.name}")
+        return ", ".join(used) or "tidak ada kanal (atur webhook/smtp/chat/telegram/whatsapp)"
 
     def _spawn(
         self, notice: Notice, channel: str, target: str, attempt: Callable[[], Awaitable[None]]

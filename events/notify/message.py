@@ -50,7 +50,11 @@ class Notice:
         return f"{self.base_url.rstrip('/')}/api/incidents/{incident.id}/{suffix}"
 
     def local(self, at: datetime) -> str:
-        label, hours = ZONES.get(self.timezone, ("WITA", 8))
+        return self.local_time(at, self.timezone)
+
+    @staticmethod
+    def local_time(at: datetime, zone: str) -> str:
+        label, hours = ZONES.get(zone, ("WITA", 8))
         return f"{at.astimezone(timezone(timedelta(hours=hours))):%d/%m %H:%M} {label}"
 
     @property
