@@ -304,6 +304,9 @@ class ChatGateway(Strict):
     method: str = Field(default="POST", pattern=r"^(POST|PUT)$")
     headers: dict[str, str] = {}
     body: str = '{"to": "{phone}", "message": "{text}"}'
+    # Replies back through the gateway: POST /api/chat/gateway signed with this secret
+    # (X-Pantau-Signature over "<X-Pantau-Timestamp>.<body>", as Pantau signs its webhooks).
+    reply_secret: str | None = Field(default=None, min_length=16)
 
 
 class TelegramConfig(Strict):

@@ -29,7 +29,9 @@ from events.model import ConfigChangedEvent, Incident
 from events.notify.chat_answers import ChatAnswers
 from events.notify.chat_links import ChatLinks
 from events.notify.dispatcher import Dispatcher
+from events.notify.gateway_replies import GatewayReplies
 from events.notify.telegram import TelegramBot
+from events.notify.whatsapp import WhatsAppApp
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
 from events.roster import duty_board
@@ -137,6 +139,13 @@ class Runtime:
                 self.config.ui.timezone,
             )  # fmt: skip
             self.dispatcher.apps.append(self.telegram)
+        answers = ChatAnswers(self.desk, self.attachments)
+        self.whatsapp: WhatsAppApp | None = None
+        if self.config.notify.whatsapp is not None:
+            self.whatsapp = WhatsAppApp(self.config.notify.whatsapp, self.chat_links, answers)
+            self.dispatcher.apps.append(self.whatsapp)
+        self.dispatcher.links = self.chat_links
+        self.gateway_replies = GatewayReplies(self.chat_links, answers)
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
         self._web: QuietServer | None = None
@@ -406,6 +415,7 @@ class Runtime:
 
     async def _start_web(self) -> None:
         cameras = self._camera_infos()
+        chat = self.config.notify.chat
         deps = WallboardDeps(
             store=self.store,
             hub=self.hub,
@@ -429,6 +439,11 @@ class Runtime:
             duty=lambda at: duty_board(self.config.opds, self.calendar, at),
             attachments=self.attachments,
             chat_links=self.chat_links if self.telegram is not None else None,
+            whatsapp=self.whatsapp,
+            gateway_replies=self.gateway_replies,
+            gateway_secret=self.config.notify.chat.reply_secret
+            if self.config.notify.chat
+            else None,
         )
         server = self.config.server
         tls = None
@@ -469,6 +484,8 @@ class Runtime:
         await self.walls.stop()
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.whatsapp is not None:
+            await self.whatsapp.close()
         await self.dispatcher.stop()
         # Let the desk take in what the bus already holds (last observations), then end it.
         await self.bus.close()

@@ -1,17 +1,44 @@
-"""Chat apps from the wall: a supervisor makes a one-time code that links an officer's Telegram
-(or WhatsApp) account to their OPD contact; the officer sends `/start CODE` to the bot."""
+"""Chat apps: a supervisor makes a one-time code that links an officer's Telegram account to
+their OPD contact (the officer sends `/start CODE` to the bot); WhatsApp's webhook (Meta signs
+it with the app secret) and a local chat gateway's replies (signed like Pantau's webhooks) come
+in here without a login: their signature is the credential, and a bad one changes nothing."""
 
+import json
+import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from events.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from events.notify.whatsapp import signature_ok
 from wallboard.access import Access
 from wallboard.auth import Role, User
 from wallboard.deps import WallboardDeps
 from wallboard.errors import responses
+from wallboard.intake_api import read_limited
 from wallboard.session_api import _ip
+
+MAX_WEBHOOK_BYTES = 256 * 1024
+FRESH_S = 300  # a gateway reply signed longer ago than this is a replay
+
+
+class WebhookTaken(BaseModel):
+    taken: int  # messages acted on (statuses and the like are ignored)
+
+
+class GatewayReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sender: str = Field(alias="from", min_length=3, max_length=32)
+    text: str = Field(min_length=1, max_length=4000)
+    incident_id: str | None = Field(default=None, max_length=64)
+
+
+class GatewayAnswer(BaseModel):
+    ok: bool
+    text: str  # what the gateway should send back to the officer
 
 
 class LinkCode(BaseModel):
@@ -46,4 +73,72 @@ def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
             how=f"Kirim ke bot Pantau di Telegram: /start {code} (berlaku 30 menit, sekali).",
         )  # fmt: skip
 
+    @router.get("/chat/whatsapp", response_class=PlainTextResponse, responses=responses(503))
+    async def whatsapp_handshake(
+        mode: Annotated[str, Query(alias="hub.mode")] = "",
+        token: Annotated[str, Query(alias="hub.verify_token")] = "",
+        challenge: Annotated[str, Query(alias="hub.challenge", max_length=200)] = "",
+    ) -> PlainTextResponse:
+        """Meta's subscription check: echo the challenge when the verify token matches."""
+        app = deps.whatsapp
+        if app is None:
+            raise HTTPException(503, "WhatsApp is not set up (notify.whatsapp)")
+        if mode != "subscribe" or not _same(token, app.config.verify_token):
+            raise HTTPException(403, "verify token does not match")
+        return PlainTextResponse(challenge)
+
+    @router.post("/chat/whatsapp", responses=responses(400, 413, 503))
+    async def whatsapp_webhook(request: Request) -> WebhookTaken:
+        """Messages from WhatsApp (button presses, replies, photos), signed by Meta."""
+        app = deps.whatsapp
+        if app is None:
+            raise HTTPException(503, "WhatsApp is not set up (notify.whatsapp)")
+        body = await read_limited(request, MAX_WEBHOOK_BYTES)
+        if not signature_ok(
+            app.config.app_secret, body, request.headers.get("x-hub-signature-256")
+        ):
+            raise HTTPException(401, "X-Hub-Signature-256 missing or wrong", headers=_HUB)
+        doc = _json(body)
+        return WebhookTaken(taken=await app.handle(doc))
+
+    @router.post("/chat/gateway", responses=responses(400, 413, 503))
+    async def gateway_reply(request: Request) -> GatewayAnswer:
+        """What an officer wrote back through the HTTP chat gateway (TERIMA, TANGANI,
+        SELESAI, BUKAN, or a comment), signed with `notify.chat.reply_secret`."""
+        replies, secret = deps.gateway_replies, deps.gateway_secret
+        if replies is None or secret is None:
+            raise HTTPException(503, "gateway replies are not set up (notify.chat.reply_secret)")
+        body = await read_limited(request, MAX_WEBHOOK_BYTES)
+        stamp = request.headers.get(TIMESTAMP_HEADER.lower(), "")
+        given = request.headers.get(SIGNATURE_HEADER.lower(), "")
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > FRESH_S:
+            raise HTTPException(401, f"{TIMESTAMP_HEADER} missing or not within 5 minutes")
+        if not _same(given, sign(secret, stamp, body)):
+            raise HTTPException(401, f"{SIGNATURE_HEADER} missing or wrong")
+        try:
+            reply = GatewayReply.model_validate(_json(body))
+        except ValidationError as exc:
+            raise HTTPException(422, [e["msg"] for e in exc.errors()]) from exc
+        outcome = await replies.take(reply.sender, reply.text, reply.incident_id)
+        return GatewayAnswer(ok=outcome.ok, text=outcome.text)
+
     return router
+
+
+_HUB = {"WWW-Authenticate": 'HMAC realm="X-Hub-Signature-256"'}
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise HTTPException(400, f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise HTTPException(400, "the body must be a JSON object")
+    return doc

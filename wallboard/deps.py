@@ -19,6 +19,8 @@ from events.attachments import Attachments
 from events.desk import IncidentDesk
 from events.model import CameraStatus, ClipRef, ReloadResult, WorkerStatus
 from events.notify.chat_links import ChatLinks
+from events.notify.gateway_replies import GatewayReplies
+from events.notify.whatsapp import WhatsAppApp
 from events.region import Region
 from events.roster import OpdDuty
 from events.store import Store
@@ -172,6 +174,9 @@ class WallboardDeps:
     duty: Callable[[datetime], list[OpdDuty]] | None = None
     attachments: Attachments | None = None  # photos sent back by chat
     chat_links: ChatLinks | None = None  # link codes for chat apps (supervisors)
+    whatsapp: WhatsAppApp | None = None  # its webhook in
+    gateway_replies: GatewayReplies | None = None  # the HTTP chat gateway's replies in
+    gateway_secret: str | None = None
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -139,9 +139,18 @@ class ChatLinks:
         return str(rows[0][0]) if rows else None
 
 
+def phone_key(phone: str) -> str:
+    """A phone number as digits with the country code: "+62 811-0000-003", "0811 0000 003"
+    and "62811 0000003" are all "628110000003" (Indonesia's 0 prefix means +62)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return "62" + digits[1:] if digits.startswith("0") else digits
+
+
 def _configured(channel: str, contact: Contact) -> str | None:
     if channel == "telegram" and contact.telegram is not None:
         return str(contact.telegram)
     if channel == "whatsapp" and contact.whatsapp:
         return contact.whatsapp
+    if channel == "gateway" and contact.phone:
+        return phone_key(contact.phone)
     return None

@@ -53,6 +53,7 @@ from events.model import (
     utcnow,
 )
 from events.notify.channels import ChatChannel, DeliveryFailed, EmailChannel, WebhookChannel
+from events.notify.chat_links import ChatLinks, phone_key
 from events.notify.message import Notice
 from events.roster import on_duty
 from events.routing import default_calendar, matching
@@ -173,6 +174,7 @@ class Dispatcher:
         self.email = EmailChannel(config.smtp) if config.smtp else None
         # Two-way chat apps (set by the runtime, which owns their polling and webhooks).
         self.apps: list[ChatApp] = []
+        self.links: ChatLinks | None = None  # remembers gateway sends, so replies find them
         self._incidents: dict[str, Incident] = {}
         # (incident, OPD) already taken in: insertion-ordered so the oldest can go (KNOWN_MAX)
         self._known: dict[tuple[str, str], None] = {}
@@ -527,9 +529,7 @@ class Dispatcher:
                 used.append(f"email {to}")
             if self.chat is not None and contact.phone:
                 phone = contact.phone
-                self._spawn(
-                    notice, "chat", phone, partial(self.chat.send, notice, phone, notice_id)
-                )
+                self._spawn(notice, "chat", phone, partial(self._chat, notice, phone, notice_id))
                 used.append(f"chat {phone}")
             for app in self.apps:
                 where = app.chat_of(opd.id, contact)
@@ -538,6 +538,14 @@ class Dispatcher:
                     self._spawn(notice, app.name, f"{app.name}:{where}", send)
                     used.append(f"{app.name} {contact.name}")
         return ", ".join(used) or "tidak ada kanal (atur webhook/smtp/chat/telegram/whatsapp)"
+
+    async def _chat(self, notice: Notice, phone: str, notice_id: str) -> None:
+        assert self.chat is not None
+        await self.chat.send(notice, phone, notice_id)
+        if self.links is not None:
+            for inc in notice.incidents:
+                await self.links.remember("gateway", phone_key(phone), f"{notice_id}:{inc.id}",
+                                          inc.id, notice.opd_id)  # fmt: skip
 
     def _spawn(
         self, notice: Notice, channel: str, target: str, attempt: Callable[[], Awaitable[None]]
