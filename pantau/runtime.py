@@ -441,9 +441,7 @@ class Runtime:
             chat_links=self.chat_links if self.telegram is not None else None,
             whatsapp=self.whatsapp,
             gateway_replies=self.gateway_replies,
-            gateway_secret=self.config.notify.chat.reply_secret
-            if self.config.notify.chat
-            else None,
+            gateway_secret=chat.reply_secret if chat is not None else None,
         )
         server = self.config.server
         tls = None
