@@ -397,11 +397,13 @@ class FakeTelegram:
                     await asyncio.wait_for(self._new.wait(), float(fields.get("timeout") or 0))
             result = list(self._updates)
         elif method in ("sendPhoto", "sendMessage"):
-            msg = {"message_id": self._next(), "date": int(time.time()), "from": self.BOT,
-                   "chat": {"id": int(fields["chat_id"]), "type": "private"}}  # fmt: skip
+            mid = self._next()
+            chat = {"id": int(fields["chat_id"]), "type": "private"}
+            msg: dict[str, Any] = {"message_id": mid, "date": int(time.time()),
+                                   "from": self.BOT, "chat": chat}  # fmt: skip
             if method == "sendPhoto":
-                self.photos[msg["message_id"]] = fields["photo"]
-                msg["photo"] = [{"file_id": f"sent{msg['message_id']}", "file_unique_id": "u",
+                self.photos[mid] = fields["photo"]
+                msg["photo"] = [{"file_id": f"sent{mid}", "file_unique_id": "u",
                                  "width": 640, "height": 360}]  # fmt: skip
                 msg["caption"] = fields.get("caption", "")
             else:
