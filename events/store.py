@@ -209,6 +209,12 @@ class StoreFull(OSError):
     kept (the transaction rolled back); the same write succeeds once there is space."""
 
 
+def _utc(at: datetime | None) -> str | None:
+    """A bound for a query on stored times, which are UTC ISO strings: compared as text, a
+    bound in another zone would be hours off."""
+    return at.astimezone(UTC).isoformat() if at is not None else None
+
+
 def _cannot_write(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -329,8 +335,8 @@ class Store:
         clauses: list[str] = []
         params: list[object] = []
         for column, value in (
-            ("started_at >=", since.isoformat() if since else None),
-            ("started_at <", until.isoformat() if until else None),
+            ("started_at >=", _utc(since)),
+            ("started_at <", _utc(until)),
             ("camera_id =", camera_id),
             ("kind =", str(kind) if kind else None),
             ("state =", str(state) if state else None),
@@ -343,7 +349,7 @@ class Store:
                 params.append(value)
         if open_or_since is not None:
             clauses.append("(state NOT IN ('resolved', 'false_alarm') OR updated_at >= ?)")
-            params.append(open_or_since.isoformat())
+            params.append(_utc(open_or_since))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT body FROM incidents {where} ORDER BY started_at DESC, id DESC LIMIT ?"
         params.append(limit)
@@ -379,7 +385,7 @@ class Store:
 
     async def alerts(self, *, since: datetime | None = None, limit: int = 200) -> list[Alert]:
         sql = "SELECT body FROM alerts WHERE received_at >= ? ORDER BY received_at DESC LIMIT ?"
-        start = since.isoformat() if since else ""
+        start = _utc(since) or ""
         rows = await self._run(lambda c: c.execute(sql, (start, limit)).fetchall())
         return [Alert.model_validate_json(r[0]) for r in rows]
 
@@ -415,9 +421,21 @@ class Store:
                  FROM incident_opds o JOIN incidents i ON i.id = o.incident_id
                  WHERE o.routed_at >= ? AND o.routed_at < ? AND i.state != 'false_alarm'
                  ORDER BY o.routed_at"""
-        start = since.isoformat() if since else ""
-        end = until.isoformat() if until else "9999"
+        # Stored times are UTC ISO strings: bounds must be too, or the text order lies.
+        start = since.astimezone(UTC).isoformat() if since else ""
+        end = until.astimezone(UTC).isoformat() if until else "9999"
         return await self._run(lambda c: c.execute(sql, (start, end)).fetchall())
+
+    async def false_alarms(self, *, since: datetime, until: datetime) -> dict[str, int]:
+        """Per OPD: incidents routed to it in [since, until) that were closed as false alarm."""
+        rows = await self.execute(
+            """SELECT o.opd_id, COUNT(*) FROM incident_opds o
+               JOIN incidents i ON i.id = o.incident_id
+               WHERE i.state = 'false_alarm' AND o.routed_at >= ? AND o.routed_at < ?
+               GROUP BY o.opd_id""",
+            (since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()),
+        )
+        return {str(o): int(str(n)) for o, n in rows}
 
     async def set_sla(
         self, incident_id: str, opd_id: str, ack_due: datetime | None,
@@ -457,12 +475,17 @@ class Store:
     async def save_silence(self, silence_id: str, starts_at: str, ends_at: str, body: str) -> None:
         await self.execute(
             "INSERT OR REPLACE INTO silences(id, starts_at, ends_at, body) VALUES (?, ?, ?, ?)",
-            (silence_id, starts_at, ends_at, body),
+            (
+                silence_id,
+                _utc(datetime.fromisoformat(starts_at)),
+                _utc(datetime.fromisoformat(ends_at)),
+                body,
+            ),  # fmt: skip
         )
 
     async def silence_bodies(self, at: datetime | None = None) -> list[str]:
         """Silences (as stored JSON) in force at `at`, or all that have not ended when None."""
-        stamp = (at or datetime.now(UTC)).isoformat()
+        stamp = _utc(at or datetime.now(UTC))
         sql = "SELECT body FROM silences WHERE ends_at > ?" + (" AND starts_at <= ?" if at else "")
         rows = await self.execute(sql, (stamp, stamp) if at else (stamp,))
         return [str(r[0]) for r in rows]

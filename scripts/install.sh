@@ -21,6 +21,7 @@ apt_packages=(
 if (( with_tests )); then
   apt_packages+=(chromium)                 # browser tests of the wall page
   apt_packages+=(redis-server)             # RedisStreamBus tests start their own redis-server
+  apt_packages+=(poppler-utils)            # pdftoppm: the weekly report PDF rendered to PNG
 fi
 
 missing=()
