@@ -480,7 +480,7 @@ class Store:
                 _utc(datetime.fromisoformat(starts_at)),
                 _utc(datetime.fromisoformat(ends_at)),
                 body,
-            ),  # fmt: skip
+            ),
         )
 
     async def silence_bodies(self, at: datetime | None = None) -> list[str]:
