@@ -388,6 +388,24 @@ class CalendarConfig(Strict):
         return [d if isinstance(d, DayOff) else DayOff(date=d) for d in self.extra_days_off]
 
 
+class ReportConfig(Strict):
+    """The weekly OPD performance report: made every `weekday` at `at` (site time) for the
+    week before, kept in the data directory and mailed (notify.smtp) to `recipients`."""
+
+    enabled: bool = True
+    weekday: Weekday = "mon"
+    at: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    recipients: list[str] = []  # the Bupati, Sekda, Kalaksa...: e-mail addresses
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _EMAIL.match(v)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {', '.join(bad)}")
+        return value
+
+
 class CapFeed(Strict):
     url: str = Field(pattern=r"^https?://")
     interval_s: float = Field(default=60, ge=10)

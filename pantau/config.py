@@ -34,7 +34,15 @@ from analytics.config import (
     TamperRule,
     Zone,
 )
-from events.config import CalendarConfig, IntakeConfig, NotifyConfig, Opd, Route, Slug
+from events.config import (
+    CalendarConfig,
+    IntakeConfig,
+    NotifyConfig,
+    Opd,
+    ReportConfig,
+    Route,
+    Slug,
+)
 from events.correlate import CorrelationConfig
 from ingest.config import CameraSource, RecordingConfig
 from pantau.region_check import check_region
@@ -120,6 +128,7 @@ class PantauConfig(Strict):
     intake: IntakeConfig = IntakeConfig()
     notify: NotifyConfig = NotifyConfig()
     calendar: CalendarConfig = CalendarConfig()
+    report: ReportConfig = ReportConfig()
     detector: DetectorConfig = DetectorConfig()
     motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)

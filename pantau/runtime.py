@@ -34,6 +34,7 @@ from events.notify.telegram import TelegramBot
 from events.notify.whatsapp import WhatsAppApp
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
+from events.report_service import Reports
 from events.roster import duty_board
 from events.store import Store
 from ingest.urls import mask_url
@@ -146,6 +147,11 @@ class Runtime:
             self.dispatcher.apps.append(self.whatsapp)
         self.dispatcher.links = self.chat_links
         self.gateway_replies = GatewayReplies(self.chat_links, answers)
+        self.reports = Reports(
+            self.store, self.data_dir / "reports", self.config.report, self.config.ui.timezone,
+            self.config.ui.title, lambda: {o.id: o.name for o in self.config.opds},
+            self.config.notify.smtp,
+        )  # fmt: skip
         self.hub = Hub(self._open_incidents, self._static_snapshot())
         self._tasks: list[asyncio.Task[None]] = []
         self._web: QuietServer | None = None
@@ -271,6 +277,7 @@ class Runtime:
         await self.chat_links.load()
         if self.telegram is not None:
             await self.telegram.start()
+        await self.reports.start()
         self._start_cap_feeds()
         self.hub.start(
             await self.bus.subscribe(f"wallboard-{default_consumer_name()}", types=PAGE_TYPES)
@@ -358,6 +365,7 @@ class Runtime:
         )
         self.walls.reconfigure(new.walls)
         self.chat_links.reconfigure(new.opds)
+        self.reports.reconfigure(new.report, new.ui.timezone, new.ui.title)
         self.hub.set_static(self._static_snapshot())
         region = self.region()
         if old.intake.cap_feeds != new.intake.cap_feeds:
@@ -442,6 +450,7 @@ class Runtime:
             whatsapp=self.whatsapp,
             gateway_replies=self.gateway_replies,
             gateway_secret=chat.reply_secret if chat is not None else None,
+            reports=self.reports,
         )
         server = self.config.server
         tls = None
@@ -480,6 +489,7 @@ class Runtime:
             await self.fleet.stop()
         await self.hub.stop()
         await self.walls.stop()
+        await self.reports.stop()
         if self.telegram is not None:
             await self.telegram.stop()
         if self.whatsapp is not None:

@@ -28,6 +28,7 @@ from wallboard.intake_api import intake_router
 from wallboard.pages_api import pages_router
 from wallboard.records_api import records_router
 from wallboard.replay_api import replay_router
+from wallboard.reports_api import reports_router
 from wallboard.security import SecurityHeaders
 from wallboard.session_api import session_router
 from wallboard.silences_api import silences_router
@@ -53,6 +54,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.include_router(silences_router(deps.store, access, deps.accounts))
     app.include_router(duty_router(deps, access))
     app.include_router(chat_router(deps, access))
+    app.include_router(reports_router(deps, access))
     if deps.director is not None:
         app.include_router(walls_router(deps, deps.director, access, deps.accounts))
     if deps.desk is not None:

@@ -22,6 +22,7 @@ from events.notify.chat_links import ChatLinks
 from events.notify.gateway_replies import GatewayReplies
 from events.notify.whatsapp import WhatsAppApp
 from events.region import Region
+from events.report_service import Reports
 from events.roster import OpdDuty
 from events.store import Store
 from wallboard.auth import Accounts
@@ -177,6 +178,7 @@ class WallboardDeps:
     whatsapp: WhatsAppApp | None = None  # its webhook in
     gateway_replies: GatewayReplies | None = None  # the HTTP chat gateway's replies in
     gateway_secret: str | None = None
+    reports: Reports | None = None  # the weekly OPD performance report
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:
