@@ -20,7 +20,7 @@ TREND_WEEKS = 8
 class OpdWeek:
     opd_id: str
     opd_name: str
-    routed: int
+    routed: int  # all incidents routed to it, false alarms included
     acknowledged: int
     resolved: int
     sla_ack_total: int  # incidents whose route has an acknowledge SLA
@@ -102,7 +102,9 @@ async def build(
         s = scores.get((opd, week))
         lines.append(OpdWeek(
             opd_id=opd, opd_name=opd_names.get(opd, opd),
-            routed=s.routed if s else 0, acknowledged=s.acknowledged if s else 0,
+            # every incident routed to it, false alarms included; times leave those out
+            routed=(s.routed if s else 0) + false_alarms.get(opd, 0),
+            acknowledged=s.acknowledged if s else 0,
             resolved=s.resolved if s else 0,
             sla_ack_total=s.sla_ack_total if s else 0, sla_ack_met=s.sla_ack_met if s else 0,
             sla_ack_pct=s.sla_ack_pct if s else None,

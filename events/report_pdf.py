@@ -59,10 +59,14 @@ def _summary_page(report: WeeklyReport) -> Figure:
     fig = Figure(figsize=A4_LANDSCAPE)
     fig.text(0.04, 0.94, "Laporan Kinerja OPD", fontsize=22, weight="bold")
     fig.text(0.04, 0.905, f"{report.title} · Minggu {report.week}: {period(report)}", fontsize=12)
-    table_ax = fig.add_axes((0.04, 0.50, 0.92, 0.36))
-    table_ax.axis("off")
     body = rows(report) or [["(tidak ada OPD)", *[""] * (len(COLUMNS) - 1)]]
-    table = table_ax.table(cellText=body, colLabels=COLUMNS, loc="upper center", cellLoc="center")
+    # the table as tall as its rows; the chart takes the rest of the page
+    height = min(0.6, 0.05 * (len(body) + 1.5))
+    table_ax = fig.add_axes((0.04, 0.88 - height, 0.92, height))
+    table_ax.axis("off")
+    widths = [0.19, *[0.81 / (len(COLUMNS) - 1)] * (len(COLUMNS) - 1)]
+    table = table_ax.table(cellText=body, colLabels=COLUMNS, colWidths=widths,
+                           loc="upper center", cellLoc="center")  # fmt: skip
     table.auto_set_font_size(False)
     table.set_fontsize(10)
     table.scale(1, 1.9)
@@ -73,7 +77,7 @@ def _summary_page(report: WeeklyReport) -> Figure:
             cell.get_text().set_fontweight("bold")
         elif c == 7 and cell.get_text().get_text() not in ("0", ""):
             cell.set_facecolor("#fde2e2")  # breaches stand out on paper
-    chart = fig.add_axes((0.07, 0.08, 0.88, 0.34))
+    chart = fig.add_axes((0.07, 0.08, 0.88, max(0.2, 0.88 - height - 0.17)))
     names = [o.opd_name for o in report.opds]
     med = [(o.ack_p50_s or 0) / 60 for o in report.opds]
     p90 = [(o.ack_p90_s or 0) / 60 for o in report.opds]
@@ -94,14 +98,18 @@ def _trend_page(report: WeeklyReport) -> Figure:
     fig.text(0.04, 0.905, f"{report.title} · sampai minggu {report.week}", fontsize=11)
     ack = fig.add_axes((0.07, 0.55, 0.88, 0.30))
     sla = fig.add_axes((0.07, 0.12, 0.88, 0.30))
+    labels: list[str] = []
     for o in report.opds:
         points = report.trend.get(o.opd_id, [])
-        labels = [p.week.split("-")[1] for p in points]
+        labels = labels or [p.week.split("-")[1] for p in points]
+        xs = list(range(len(points)))
         nan = float("nan")  # a week without incidents is a gap in the line
         minutes = [nan if p.ack_p50_s is None else p.ack_p50_s / 60 for p in points]
-        ack.plot(labels, minutes, marker="o", label=o.opd_name)
+        ack.plot(xs, minutes, marker="o", label=o.opd_name)
         pct = [nan if p.sla_ack_pct is None else p.sla_ack_pct for p in points]
-        sla.plot(labels, pct, marker="o", label=o.opd_name)
+        sla.plot(xs, pct, marker="o", label=o.opd_name)
+    for ax in (ack, sla):
+        ax.set_xticks(list(range(len(labels))), labels)
     ack.set_ylabel("menit (median)")
     ack.set_title("Waktu sampai diterima, median per minggu", fontsize=11)
     sla.set_ylabel("% diterima sesuai SLA")

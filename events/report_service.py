@@ -161,11 +161,11 @@ class Reports:
         message = self.message(report, pdf)
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
-        if cfg.ssl:
-            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
-        else:
-            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
-        try:
+        try:  # connecting is the first thing that fails when the mail server is away
+            if cfg.ssl:
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
             with smtp:
                 if cfg.starttls and not cfg.ssl:
                     smtp.starttls(context=context)

@@ -4,7 +4,7 @@ OPD user gets its own OPD's report only (made on the fly). Operators run the des
 """
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import FileResponse, Response
@@ -87,7 +87,7 @@ def reports_router(deps: WallboardDeps, access: Access) -> APIRouter:
     async def get_report_chart(
         week: Week,
         user: Annotated[User, Depends(access.user)],
-        page: Literal[0, 1] = Query(default=0, description="0: the week, 1: the 8-week trend"),
+        page: int = Query(default=0, ge=0, le=1, description="0: the week, 1: the 8-week trend"),
     ) -> Response:
         reader(user)
         body = await asyncio.to_thread(chart_png, await figures(week, user), page)
