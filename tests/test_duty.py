@@ -536,6 +536,7 @@ async def test_the_wall_shows_who_is_on_duty_and_a_breached_sla(
         assert await running.count() == 1
         assert "SLA terima terlewati" in await page.locator("#detail .activity").inner_text()
         assert "null" not in await page.locator("#detail").inner_text()  # left-out parts
+        assert await page.locator("#report").is_hidden()  # the weekly report is not the desk's
         keep = Path(os.environ.get("PANTAU_TEST_PNG", tmp_path))
         await page.screenshot(path=str(keep / f"duty-{shape}.png"))
         await page.close()
@@ -546,7 +547,14 @@ async def test_the_wall_shows_who_is_on_duty_and_a_breached_sla(
         await mine.scroll_into_view_if_needed()
         assert "Regu A Pusdalops" in await mine.inner_text()
         assert await phone.locator("#duty a.tel").count() == 0
-        await phone.screenshot(path=str(keep / f"duty-phone-{shape}.png"))
+        # ...and last week's OPD report in short, with its PDF
+        report = phone.locator("#report")
+        await report.locator("tr[data-opd=bpbd]").wait_for(timeout=10000)
+        href = await report.locator("a[download]").get_attribute("href")
+        assert href is not None and href.endswith("/report.pdf")
+        pdf = await phone.request.get(f"http://127.0.0.1:{runtime.web_port}{href}")
+        assert pdf.status == 200 and (await pdf.body()).startswith(b"%PDF")
+        await phone.screenshot(path=str(keep / f"duty-phone-{shape}.png"), full_page=True)
         await phone.close()
     finally:
         await runtime.stop()

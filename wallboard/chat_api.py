@@ -25,6 +25,16 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 FRESH_S = 300  # a gateway reply signed longer ago than this is a replay
 
 
+class ChatContact(BaseModel):
+    opd_id: str
+    opd_name: str
+    contact_id: str
+    name: str
+    role: str
+    telegram: bool  # reachable on Telegram (an id in cameras.yaml or a linked account)
+    whatsapp: bool
+
+
 class WebhookTaken(BaseModel):
     taken: int  # messages acted on (statuses and the like are ignored)
 
@@ -51,6 +61,27 @@ class LinkCode(BaseModel):
 
 def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["chat"], responses=responses(401, 403, 404, 422))
+
+    @router.get("/chat/contacts", responses=responses(503))
+    async def chat_contacts(user: Annotated[User, Depends(access.user)]) -> list[ChatContact]:
+        """OPD contacts that can be linked (they have an id), and where each is reachable."""
+        access.need(user, Role.SUPERVISOR)
+        links = deps.chat_links
+        if links is None:
+            raise HTTPException(503, "no chat app is set up (notify.telegram / notify.whatsapp)")
+        return [
+            ChatContact(
+                opd_id=opd.id,
+                opd_name=opd.name,
+                contact_id=cid,
+                name=c.name,
+                role=c.role,
+                telegram=links.chat_of("telegram", opd.id, c) is not None,
+                whatsapp=links.chat_of("whatsapp", opd.id, c) is not None,
+            )
+            for opd in links.opds.values()
+            for cid, c in opd.people().items()
+        ]
 
     @router.post("/opds/{opd_id}/contacts/{contact_id}/link-code", status_code=201,
                  responses=responses(503))  # fmt: skip

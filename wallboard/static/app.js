@@ -26,6 +26,7 @@ const state = {
   filter: { kind: "", state: "", kecamatan: "", opd: "" },
   scores: [],              // this week's OPD response scoreboard rows
   duty: [],                // who is on duty now per OPD (/api/duty)
+  report: null,            // last week's OPD report figures (leaders, supervisors, OPDs)
   workers: [],             // the worker boxes of a scaled-out site (none: one process)
   wall: null,
   layout: "2x2",           // of the view the wall shows now (its own, or a preset)
@@ -275,6 +276,47 @@ function renderDuty() {
         p.shift ? el("span", { class: "muted" }, ` · ${p.shift} ${t("duty_until")} ${hhmm(p.ends)}`)
           : el("span", { class: "muted" }, ` · ${t(d.on_duty.length ? "first_contact" : "no_roster")}`))));
   }));
+}
+
+// Last week's OPD report, in short: per OPD incidents, SLA met and breaches, with the PDF and
+// the full report (charts) a tap away. Shown to those the report is for (leaders on a phone).
+const REPORT_ROLES = ["viewer", "supervisor", "admin", "opd"];
+
+function renderReport() {
+  const box = $("#report");
+  const r = state.report;
+  box.hidden = !r;
+  if (!r) return;
+  $("#report-week").textContent = r.week;
+  box.querySelector("tbody").replaceChildren(...r.opds.map((o) => el("tr", { dataset: { opd: o.opd_id } },
+    el("td", {}, o.opd_name), el("td", {}, `${o.routed}`),
+    el("td", {}, o.sla_ack_pct == null ? "—" : `${o.sla_ack_pct}%`),
+    el("td", { class: o.ack_breaches + o.resolve_breaches ? "warn" : "" }, `${o.ack_breaches + o.resolve_breaches}`))));
+  const base = `/api/reports/${r.week}`;
+  box.querySelector(".report-links").replaceChildren(
+    el("a", { class: "btn", href: `${base}/report.pdf`, download: "" }, t("report_pdf")), " ",
+    el("button", { class: "btn", type: "button", onclick: () => openReport(r) }, t("report_open")));
+}
+
+function openReport(r) {
+  const dlg = $("#detail");
+  state.detailId = null;
+  dlg.dataset.incident = "";
+  const base = `/api/reports/${r.week}`;
+  fill(dlg,
+    el("h3", {}, `${t("report")} · ${t("report_week")} ${r.week}`),
+    el("img", { class: "report-chart", src: `${base}/chart.png?page=0`, alt: t("report") }),
+    el("img", { class: "report-chart", src: `${base}/chart.png?page=1`, alt: t("report_trend") }),
+    el("p", {}, el("a", { class: "btn", href: `${base}/report.pdf`, download: "" }, t("report_pdf"))),
+    el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
+  if (!dlg.open) dlg.showModal();
+}
+
+async function loadReport() {
+  if (!state.me || !REPORT_ROLES.includes(state.me.role)) return;
+  const index = await getJson("/api/reports", null);
+  state.report = index ? await getJson(`/api/reports/${index.last_week}`, null) : null;
+  renderReport();
 }
 
 async function loadDuty() {
@@ -527,8 +569,9 @@ async function showDetail(id) {
     if (res.ok) state.clips.set(id, await res.json());
   }
   const base = `/api/incidents/${encodeURIComponent(id)}`;
-  const [actions, deliveries, clocks] = await Promise.all([
-    getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, []), getJson(`${base}/sla`, [])]);
+  const [actions, deliveries, clocks, photos] = await Promise.all([
+    getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, []), getJson(`${base}/sla`, []),
+    getJson(`${base}/attachments`, [])]);
   const clip = state.clips.get(id);
   const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.kecamatan || "" };
   // Re-rendering the same incident (it was updated): keep the clip playing where it is, the
@@ -558,6 +601,10 @@ async function showDetail(id) {
         el("li", {}, el("b", {}, `${tk("source", s.kind)} ${s.name}`), ` ${s.summary}`,
           s.active ? null : el("span", { class: "muted" }, ` (${t("ended")})`)))))),
     el("h4", {}, t("routed")), deliveryList(inc, deliveries, actions, clocks),
+    photos.length ? el("h4", {}, t("attachments")) : null,
+    photos.length ? el("div", { class: "attachments" }, ...photos.map((p) => el("a", {
+      href: `${base}/attachments/${p.id}`, target: "_blank", title: `${p.added_by} · ${fmtTime(p.at)}` },
+    el("img", { src: `${base}/attachments/${p.id}`, alt: p.name, loading: "lazy" })))) : null,
     el("h4", {}, t("activity")), activityList(actions),
     actionBar(inc, keep),
     // An admin tries the camera's rules (as saved now) on this incident's clip.
@@ -790,6 +837,7 @@ async function boot() {
   }
   loadScores(); setInterval(loadScores, 60000);
   loadDuty(); setInterval(loadDuty, 60000);  // shifts change on the minute
+  loadReport(); setInterval(loadReport, 3600000);
   loadWorkers();
   applyLanguage();
   tick(); setInterval(tick, 1000);

@@ -99,6 +99,25 @@ export async function openManage(ctx) {
       el("table", { class: "manage-table" }, el("tbody", {}, ...rows)), form));
   }
 
+  if (rank[me.role] >= 2) {
+    // Telegram: a one-time code links an officer's account to their OPD contact.
+    const contacts = await call("GET", "/api/chat/contacts").catch(() => null);
+    if (contacts) {
+      const shown = el("p", { class: "link-code", role: "status" });
+      const rows = contacts.map((c) => el("tr", { dataset: { contact: `${c.opd_id}/${c.contact_id}` } },
+        el("td", {}, c.opd_name), el("td", {}, c.name),
+        el("td", {}, c.telegram ? t("linked") : "—"),
+        el("td", {}, el("button", { class: "btn", type: "button", onclick: async () => {
+          try {
+            const made = await call("POST", `/api/opds/${encodeURIComponent(c.opd_id)}/contacts/${encodeURIComponent(c.contact_id)}/link-code`);
+            shown.textContent = `${c.name}: ${made.how}`;
+          } catch (e) { fail(e); }
+        } }, t("link_code")))));
+      sections.push(el("section", { class: "manage-chat" }, el("h4", {}, t("chat_links")),
+        el("table", { class: "manage-table" }, el("tbody", {}, ...rows)), shown));
+    }
+  }
+
   dlg.replaceChildren(el("h3", {}, t("manage")), error, ...sections,
     el("button", { class: "btn close", type: "button", onclick: () => dlg.close() }, t("close")));
   if (!dlg.open) dlg.showModal();
