@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from events.api_keys import ApiKeys
+from events.attachments import Attachments
 from events.bus import MemoryBus
 from events.calendar import WorkCalendar
-from events.config import CalendarConfig, Opd, Route, RouteMatch
+from events.config import CalendarConfig, Opd, ReportConfig, Route, RouteMatch, WhatsAppConfig
 from events.desk import IncidentDesk
 from events.model import (
     Alert,
@@ -30,6 +31,11 @@ from events.model import (
     SourceKind,
     utcnow,
 )
+from events.notify.chat_answers import ChatAnswers
+from events.notify.chat_links import ChatLinks
+from events.notify.gateway_replies import GatewayReplies
+from events.notify.whatsapp import WhatsAppApp
+from events.report_service import Reports
 from events.roster import duty_board
 from events.store import Store
 from pantau.config import ConfigError
@@ -116,6 +122,12 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
             return ReloadResult(ok=False, by=by, errors=exc.problems)
         return ReloadResult(ok=True, by=by, digest=digest(text))
 
+    links = ChatLinks(store, DUTY_OPDS)
+    attachments = Attachments(store, tmp_path / "attachments")
+    answers = ChatAnswers(desk, attachments)
+    whatsapp = WhatsAppApp(WhatsAppConfig(
+        phone_number_id="1", access_token="token-xyz-123", app_secret="app-secret-1",
+        verify_token="verify-token-1", api_url="http://127.0.0.1:1"), links, answers)  # fmt: skip
     deps = WallboardDeps(
         store=store, hub=Hub(open_incidents, {}), live=LiveFrames(NoFrames()),
         cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
@@ -123,9 +135,14 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
         health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
         api_keys=ApiKeys(store), reload=reload, editor=ConfigEditor(source, reload),
         duty=lambda at: duty_board(DUTY_OPDS, WorkCalendar(CalendarConfig(), "Asia/Jakarta"), at),
+        attachments=attachments, chat_links=links, whatsapp=whatsapp,
+        gateway_replies=GatewayReplies(links, answers), gateway_secret="gateway-secret-0001",
+        reports=Reports(store, tmp_path / "reports", ReportConfig(), "Asia/Jakarta", "Contoh",
+                        lambda: {o.id: o.name for o in DUTY_OPDS}, None),
     )  # fmt: skip
     async with serve_asgi(create_app(deps)) as port:
         yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)
+    await whatsapp.close()
     await bus.close()
     await store.close()
 

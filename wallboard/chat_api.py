@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events.notify.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
@@ -62,13 +62,13 @@ class LinkCode(BaseModel):
 def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["chat"], responses=responses(401, 403, 404, 422))
 
-    @router.get("/chat/contacts", responses=responses(503))
+    @router.get("/chat/contacts", responses=responses(404))
     async def chat_contacts(user: Annotated[User, Depends(access.user)]) -> list[ChatContact]:
         """OPD contacts that can be linked (they have an id), and where each is reachable."""
         access.need(user, Role.SUPERVISOR)
         links = deps.chat_links
         if links is None:
-            raise HTTPException(503, "no chat app is set up (notify.telegram / notify.whatsapp)")
+            raise HTTPException(404, "no chat app is set up (notify.telegram / notify.whatsapp)")
         return [
             ChatContact(
                 opd_id=opd.id,
@@ -84,7 +84,7 @@ def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
         ]
 
     @router.post("/opds/{opd_id}/contacts/{contact_id}/link-code", status_code=201,
-                 responses=responses(503))  # fmt: skip
+                 responses=responses(404))  # fmt: skip
     async def make_link_code(
         opd_id: str, contact_id: str, request: Request,
         user: Annotated[User, Depends(access.user)],
@@ -92,7 +92,7 @@ def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
         """A code (valid 30 minutes, once) that links a chat account to this contact."""
         access.need(user, Role.SUPERVISOR)
         if deps.chat_links is None:
-            raise HTTPException(503, "no chat app is set up (notify.telegram / notify.whatsapp)")
+            raise HTTPException(404, "no chat app is set up (notify.telegram / notify.whatsapp)")
         try:
             code, expires = await deps.chat_links.new_code(opd_id, contact_id, user.username)
         except LookupError as exc:
@@ -104,26 +104,30 @@ def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
             how=f"Kirim ke bot Pantau di Telegram: /start {code} (berlaku 30 menit, sekali).",
         )  # fmt: skip
 
-    @router.get("/chat/whatsapp", response_class=PlainTextResponse, responses=responses(503))
+    @router.get(
+        "/chat/whatsapp",
+        response_class=Response,  # errors stay JSON in the OpenAPI; the echo is text
+        responses={200: {"content": {"text/plain": {}}}, **responses(401, 403, 404, 422)},
+    )
     async def whatsapp_handshake(
         mode: Annotated[str, Query(alias="hub.mode")] = "",
         token: Annotated[str, Query(alias="hub.verify_token")] = "",
         challenge: Annotated[str, Query(alias="hub.challenge", max_length=200)] = "",
-    ) -> PlainTextResponse:
+    ) -> Response:
         """Meta's subscription check: echo the challenge when the verify token matches."""
         app = deps.whatsapp
         if app is None:
-            raise HTTPException(503, "WhatsApp is not set up (notify.whatsapp)")
+            raise HTTPException(404, "WhatsApp is not set up (notify.whatsapp)")
         if mode != "subscribe" or not _same(token, app.config.verify_token):
             raise HTTPException(403, "verify token does not match")
         return PlainTextResponse(challenge)
 
-    @router.post("/chat/whatsapp", responses=responses(400, 413, 503))
+    @router.post("/chat/whatsapp", responses=responses(400, 413))
     async def whatsapp_webhook(request: Request) -> WebhookTaken:
         """Messages from WhatsApp (button presses, replies, photos), signed by Meta."""
         app = deps.whatsapp
         if app is None:
-            raise HTTPException(503, "WhatsApp is not set up (notify.whatsapp)")
+            raise HTTPException(404, "WhatsApp is not set up (notify.whatsapp)")
         body = await read_limited(request, MAX_WEBHOOK_BYTES)
         if not signature_ok(
             app.config.app_secret, body, request.headers.get("x-hub-signature-256")
@@ -132,13 +136,13 @@ def chat_router(deps: WallboardDeps, access: Access) -> APIRouter:
         doc = _json(body)
         return WebhookTaken(taken=await app.handle(doc))
 
-    @router.post("/chat/gateway", responses=responses(400, 413, 503))
+    @router.post("/chat/gateway", responses=responses(400, 413))
     async def gateway_reply(request: Request) -> GatewayAnswer:
         """What an officer wrote back through the HTTP chat gateway (TERIMA, TANGANI,
         SELESAI, BUKAN, or a comment), signed with `notify.chat.reply_secret`."""
         replies, secret = deps.gateway_replies, deps.gateway_secret
         if replies is None or secret is None:
-            raise HTTPException(503, "gateway replies are not set up (notify.chat.reply_secret)")
+            raise HTTPException(404, "gateway replies are not set up (notify.chat.reply_secret)")
         body = await read_limited(request, MAX_WEBHOOK_BYTES)
         stamp = request.headers.get(TIMESTAMP_HEADER.lower(), "")
         given = request.headers.get(SIGNATURE_HEADER.lower(), "")

@@ -28,14 +28,14 @@ def _person(contact: Contact, phones: bool, **duty: object) -> DutyPerson:
 def duty_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["duty"], responses=responses(401, 422))
 
-    @router.get("/duty", responses=responses(503))
+    @router.get("/duty", responses=responses(404))
     async def get_duty(
         user: Annotated[User, Depends(access.user)], at: IsoTime | None = None
     ) -> list[OpdDutyOut]:
         """Per OPD: who is on duty at `at` (default now) with their shift, until the next
         change, or the first contact when nobody is rostered."""
         if deps.duty is None:
-            raise HTTPException(503, "duty rosters are not available in this process")
+            raise HTTPException(404, "duty rosters are not available in this process")
         if at is not None and at.tzinfo is None:
             raise HTTPException(422, "at needs a time zone (e.g. 2026-12-25T10:00+08:00)")
         phones = user.role != Role.OPD and user.at_least(Role.OPERATOR)

@@ -27,13 +27,13 @@ class ReportIndex(BaseModel):
 
 
 def reports_router(deps: WallboardDeps, access: Access) -> APIRouter:
-    router = APIRouter(prefix="/api/reports", tags=["reports"], responses=responses(401, 403, 503))
+    router = APIRouter(prefix="/api/reports", tags=["reports"], responses=responses(401, 403, 404))
 
     def reader(user: User) -> None:
         if user.role not in READERS:
             raise HTTPException(403, "the weekly report is for leaders, supervisors and OPDs")
         if deps.reports is None:
-            raise HTTPException(503, "reports are not available in this process")
+            raise HTTPException(404, "reports are not available in this process")
 
     async def figures(week: str, user: User) -> WeeklyReport:
         assert deps.reports is not None
