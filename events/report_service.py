@@ -128,11 +128,13 @@ class Reports:
 
     async def _loop(self) -> None:
         while True:
+            # A minute first: a starting process has better things to do than render a PDF
+            # (and a process stopped at once would wait for the render's thread).
+            await asyncio.sleep(60)
             try:
                 await self.run_once()
             except Exception:  # a bad week must not end the schedule; tried again in a minute
                 log.exception("weekly report failed")
-            await asyncio.sleep(60)
 
     # ---- mail -------------------------------------------------------------------------------
     def message(self, report: WeeklyReport, pdf: Path) -> EmailMessage:

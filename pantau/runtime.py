@@ -499,11 +499,11 @@ class Runtime:
         await self.bus.close()
         await self.feed.stop()
         await self._stop_cap_feeds()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=2)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Housekeeping and activity loops never end by themselves: waiting for them only
+        # delayed every stop by their timeout.
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.rtsp is not None:
             await asyncio.to_thread(self.rtsp.stop)
         await self.store.close()
