@@ -42,11 +42,14 @@ PIKET, KALAK, STRANGER, NEWCOMER = 1001, 1002, 9999, 3003
 BPBD = Opd.model_validate({
     "id": "bpbd", "name": "BPBD",
     "contacts": [
-        {"id": "regu-a", "name": "Regu A", "telegram": PIKET},
         {"id": "kalak", "name": "Kalaksa", "telegram": KALAK,
          "can": ["acknowledge", "start", "resolve", "false_alarm"]},
         {"id": "sari", "name": "Sari"},
     ],
+    # the duty officer (piket) hears first: Regu A by day, nobody rostered at night
+    "roster": {"team": [{"id": "regu-a", "name": "Regu A", "telegram": PIKET}],
+               "shifts": {"pagi": "07:00-19:00"}, "starts": "2026-11-30",
+               "weeks": [{"daily": {"pagi": "regu-a"}}]},
 })  # fmt: skip
 
 
