@@ -16,7 +16,7 @@ from pydantic import (
 )
 from shapely.geometry import Polygon
 
-from events.model import Severity
+from events.model import IncidentKind, Severity
 
 ZoneId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
 
@@ -163,6 +163,28 @@ class FloodRule(Strict):
     classes: list[str] = []  # custom-model classes, e.g. [water, flood]
     change: float = Field(default=20.0, gt=0, le=200)  # colour distance (Lab, L at half weight)
     baseline_s: float = Field(default=5.0, ge=0, le=3600)  # dry look learned over this long
+    # With a state model trained for this camera and zone and enabled (`pantau train
+    # --enable`), the rule opens on its probability of these states (>= min_probability)
+    # instead of the classical measure.
+    wet_states: list[str] = ["banjir", "tergenang"]
+    min_probability: float = Field(default=0.8, gt=0, le=1)
+
+
+class StateRule(Strict):
+    """A zone in a learned state: "zone Z is `state` with probability >= `min_probability`
+    for `for` seconds", from the camera's own trained model (see analytics/state_model.py).
+    Without an enabled model the rule waits and says so in health."""
+
+    type: Literal["state"]
+    zone: ZoneId
+    state: str = Field(min_length=1)  # e.g. banjir
+    min_probability: float = Field(default=0.8, gt=0, le=1)
+    for_s: float = Field(default=10.0, ge=0, le=3600, alias="for")
+    clear_after_s: float = Field(default=60.0, ge=0, le=3600, alias="clear_after")
+    cooldown_s: float = Field(default=300.0, ge=0, le=86400, alias="cooldown")
+    kind: IncidentKind = IncidentKind.FLOOD
+    severity: Severity = Severity.HIGH
+    check_every_s: float = Field(default=1.0, ge=0.1, le=60)
 
 
 class Line(Strict):
@@ -175,4 +197,6 @@ class Line(Strict):
     classes: list[str] = Field(default=VEHICLES, min_length=1)
 
 
-Rule = Annotated[CrowdRule | TamperRule | TrafficRule | FloodRule, Field(discriminator="type")]
+Rule = Annotated[
+    CrowdRule | TamperRule | TrafficRule | FloodRule | StateRule, Field(discriminator="type")
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from analytics.config import (
     Line,
     MotionConfig,
     Rule,
+    StateRule,
     TamperRule,
     TrafficRule,
     Zone,
@@ -30,7 +32,9 @@ from analytics.incidents import Transition
 from analytics.motion import MotionGate
 from analytics.rules.crowd import CrowdState
 from analytics.rules.flood import FloodState
+from analytics.rules.state import ZoneState
 from analytics.rules.traffic import TrafficState
+from analytics.state_model import enabled
 from analytics.tracking import CameraTracker
 from analytics.zones import LineCounter, ZoneSet
 from events.model import (
@@ -77,6 +81,7 @@ class CameraAnalytics:
         motion: MotionConfig | None = None,
         lines: list[Line] | None = None,
         detect_size: int | None = None,
+        state_models: Path | None = None,
     ) -> None:
         self.place = place
         self.detect_size = detect_size  # None: the detector's imgsz
@@ -89,9 +94,23 @@ class CameraAnalytics:
             CrowdState(r, self._zones[r.zone].area_m2) for r in rules if isinstance(r, CrowdRule)
         ]
         self._traffic = [TrafficState(r) for r in rules if isinstance(r, TrafficRule)]
+        # Trained zone-state models (per camera and zone, when enabled): the state rules' and,
+        # where there is one, the flood rule's measure.
+        model = functools.partial(enabled, state_models, place.camera_id)
         self._flood = [
-            FloodState(r, self._zones[r.zone]) for r in rules if isinstance(r, FloodRule)
-        ]
+            FloodState(r, self._zones[r.zone], model(r.zone))
+            for r in rules if isinstance(r, FloodRule)
+        ]  # fmt: skip
+        self._states = [
+            ZoneState(r, self._zones[r.zone], model(r.zone))
+            for r in rules if isinstance(r, StateRule)
+        ]  # fmt: skip
+        for st in self._states:
+            if st.model is None:
+                log.warning(
+                    "camera=%s state rule on zone=%s waits: no enabled model knows state %r "
+                    "(pantau train)", place.camera_id, st.rule.zone, st.rule.state,
+                )  # fmt: skip
         self.lines = [LineCounter(line) for line in lines or []]
         self._open: dict[str, _Open] = {}
         self.last_detections: list[Detection] = []
@@ -232,6 +251,20 @@ class CameraAnalytics:
                     round(flood.rule.level * 100), flood.rule.for_s, fsig.transition, pct, peak,
                     f"{peak}%", (), fsig.started_at, [], frame,
                 )  # fmt: skip
+        for index, zstate in enumerate(self._states):
+            ssig = await asyncio.to_thread(
+                zstate.update, frame.image, frame.captured_mono, frame.captured_at
+            )
+            if ssig is not None:
+                zone = self._zones[zstate.rule.zone]
+                pct, peak = round(ssig.probability * 100), round(ssig.peak * 100)
+                await self._on_signal(
+                    f"state-{index}", zstate.rule.kind, zstate.rule.severity, zone,
+                    f"{zstate.rule.state.capitalize()} di {zone.name or zone.id}, "
+                    f"{self.place.name}", round(zstate.rule.min_probability * 100),
+                    zstate.rule.for_s, ssig.transition, pct, peak, zstate.rule.state, (),
+                    ssig.started_at, [], frame,
+                )  # fmt: skip
         for counter in self.lines:
             counter.update(detections, frame.width, frame.height, frame.captured_mono)
         if self.probe is not None:
@@ -251,6 +284,8 @@ class CameraAnalytics:
                 out[f"traffic-{i}.speed"] = traffic.last_speed
         for i, flood in enumerate(self._flood):
             out[f"flood-{i}"] = flood.fraction
+        for i, zstate in enumerate(self._states):
+            out[f"state-{i}"] = zstate.probability
         tamper = self.health.tamper if self.health is not None else None
         if tamper is not None and tamper.last is not None:
             out["tamper.similarity"] = tamper.last.similarity
@@ -322,6 +357,7 @@ class CameraAnalytics:
             **{f"crowd-{i}": s for i, s in enumerate(self._crowd)},
             **{f"traffic-{i}": s for i, s in enumerate(self._traffic)},
             **{f"flood-{i}": s for i, s in enumerate(self._flood)},
+            **{f"state-{i}": s for i, s in enumerate(self._states)},
         }
         taken = 0
         for obs in observations:

@@ -156,6 +156,29 @@ class StateModel:
                    meta["trained_at"], Evaluation(**ev) if ev else None)  # fmt: skip
 
 
+def enable(folder: Path, camera_id: str, zone_id: str, version: int) -> None:
+    """Let rules use this version (after its accuracy was looked at): an `enabled` file."""
+    where = folder / camera_id / zone_id
+    if not (where / f"v{version}.npz").is_file():
+        raise FileNotFoundError(f"no model v{version} for camera {camera_id} zone {zone_id}")
+    (where / "enabled").write_text(str(version), encoding="utf-8")
+
+
+def disable(folder: Path, camera_id: str, zone_id: str) -> None:
+    (folder / camera_id / zone_id / "enabled").unlink(missing_ok=True)
+
+
+def enabled(folder: Path | None, camera_id: str, zone_id: str) -> StateModel | None:
+    """The enabled model of a camera's zone, or None (then rules use the classical method)."""
+    if folder is None:
+        return None
+    pointer = folder / camera_id / zone_id / "enabled"
+    if not pointer.is_file():
+        return None
+    version = pointer.read_text(encoding="utf-8").strip()
+    return StateModel.load(folder / camera_id / zone_id / f"v{version}.npz")
+
+
 def next_version(folder: Path, camera_id: str, zone_id: str) -> int:
     where = folder / camera_id / zone_id
     found = [int(p.stem[1:]) for p in where.glob("v*.npz") if p.stem[1:].isdigit()]

@@ -41,6 +41,7 @@ from pantau.config import Camera, PantauConfig
 from pantau.config_diff import ConfigDiff
 
 log = logging.getLogger(__name__)
+STATE_MODELS = "state_models"  # in the data directory: <camera>/<zone>/v<N>.npz, `enabled`
 
 # May this box still speak for the camera (its lease is valid)? Scaled out, the lease keeper
 # answers; in one process always yes.
@@ -145,7 +146,7 @@ class CameraHost:
         return CameraAnalytics(
             place, cam.zones, cam.rules, self.detector, publish, self.snapshots,
             detect_fps=cam.detect_fps, motion=self.config.motion, lines=cam.lines,
-            detect_size=cam.detect_size,
+            detect_size=cam.detect_size, state_models=self.data_dir / STATE_MODELS,
         )  # fmt: skip
 
     # ---- live reload ------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from wallboard.config import LAYOUT_TILES, Preset, ServerConfig, UiConfig, Wall
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
-RULE_TYPES = ("crowd", "tamper", "traffic", "flood")
+RULE_TYPES = ("crowd", "tamper", "traffic", "flood", "state")
 
 
 class Strict(BaseModel):

@@ -79,3 +79,48 @@ def test_one_state_is_not_enough(clip: list[tuple[float, np.ndarray]]) -> None:
     dry = [lab for lab in labelled(clip) if lab.state == "kering"]
     with pytest.raises(ValueError, match="at least two states"):
         train(dry, "gudang", "lantai")
+
+
+def test_the_state_rule_and_the_flood_rule_use_an_enabled_model(
+    clip: list[tuple[float, np.ndarray]], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from analytics.config import FloodRule, StateRule
+    from analytics.incidents import Transition
+    from analytics.rules.flood import FloodState
+    from analytics.rules.state import ZoneState
+    from analytics.state_model import enable, enabled
+
+    folder = tmp_path / "state_models"
+    assert enabled(folder, "gudang", "lantai") is None  # nothing trained: classical
+    model = train(labelled(clip), "gudang", "lantai")
+    model.save(folder)
+    with pytest.raises(FileNotFoundError):
+        enable(folder, "gudang", "lantai", 7)
+    assert enabled(folder, "gudang", "lantai") is None  # trained, not yet enabled
+    enable(folder, "gudang", "lantai", 1)
+    live = enabled(folder, "gudang", "lantai")
+    assert live is not None and live.version == 1
+
+    t0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    spec = {"type": "state", "zone": "lantai", "state": "banjir", "min_probability": 0.8,
+            "for": 3, "check_every_s": 0.5}  # fmt: skip
+    rule = StateRule.model_validate(spec)
+    state = ZoneState(rule, FLOOR, live)
+    flood = FloodState(FloodRule.model_validate({"type": "flood", "zone": "lantai", "for": 3}),
+                       FLOOR, live)  # fmt: skip
+    classical = FloodState(FloodRule.model_validate({"type": "flood", "zone": "lantai"}), FLOOR)
+    assert (flood.method, classical.method) == ("model", "classical")
+    opened: dict[str, float] = {}
+    for t, frame in clip:
+        at = t0 + timedelta(seconds=t)
+        for name, sig in (("state", state.update(frame, t, at)),
+                          ("flood", flood.update(frame, [], t, at))):  # fmt: skip
+            if sig is not None and sig.transition is Transition.OPENED:
+                opened.setdefault(name, t)
+    # the water covers the floor from about 11.5 s (the model's first "banjir"); 3 s dwell
+    assert 14 <= opened["state"] <= 15.5, opened
+    assert 14 <= opened["flood"] <= 15.5, opened
+    unknown = StateRule.model_validate({"type": "state", "zone": "lantai", "state": "kebakaran"})
+    assert ZoneState(unknown, FLOOR, live).model is None  # a state the model does not know

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from analytics.config import FloodRule, Zone
 from analytics.detection import Detection
 from analytics.incidents import Hysteresis, Transition
+from analytics.state_model import StateModel
 
 WIDTH = 160
 REFRESH_DRY_S = 120.0  # follow slow lighting changes while the zone is dry
@@ -47,9 +48,14 @@ def _lab(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
 
 
 class FloodState:
-    def __init__(self, rule: FloodRule, zone: Zone) -> None:
+    def __init__(self, rule: FloodRule, zone: Zone, model: StateModel | None = None) -> None:
         self.rule = rule
         self.zone = zone
+        # The camera's own trained model, when one is enabled and knows a wet state: it
+        # replaces the classical measure (which cannot see grey water on grey asphalt).
+        wet = [s for s in rule.wet_states if model is not None and s in model.states]
+        self.model, self._wet = (model, wet) if wet else (None, [])
+        self.method = "model" if self.model is not None else "classical"
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
         self._samples: list[npt.NDArray[np.float32]] = []
         self._first_sample: float | None = None
@@ -95,8 +101,12 @@ class FloodState:
     def measure(
         self, image: npt.NDArray[np.uint8], detections: list[Detection], now: float
     ) -> float | None:
-        """Share of the zone that is water-like now; None while the dry baseline is learned."""
+        """Share of the zone that is water-like now (with a trained model: its probability that
+        the zone is wet); None while the dry baseline is learned."""
         frame_h, frame_w = image.shape[:2]
+        if self.model is not None:
+            probs = self.model.probabilities(image, self.zone)
+            return float(sum(probs[s] for s in self._wet))
         if self.rule.classes:
             return self._custom_model_coverage(image.shape[:2], detections)
         lab = _lab(image)
@@ -163,7 +173,8 @@ class FloodState:
         self.fraction = fraction
         self._history.append((now_mono, fraction))
         was_open = self.gate.is_open
-        transition = self.gate.update(fraction >= self.rule.level, now_mono)
+        level = self.rule.min_probability if self.model is not None else self.rule.level
+        transition = self.gate.update(fraction >= level, now_mono)
         if transition is None:
             return None
         if transition is Transition.OPENED or not was_open:
