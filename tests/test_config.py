@@ -128,7 +128,7 @@ BROKEN = [
         "      - type: crowd",
         "      - type: crowed",
         "cameras.yaml:12: cameras[0].rules[0]: unknown rule type 'crowed' "
-        "(known: crowd, tamper, traffic, flood)",
+        "(known: crowd, tamper, traffic, flood, state)",
         id="unknown-rule-type",
     ),
     pytest.param(
