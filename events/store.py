@@ -201,6 +201,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attachments_incident ON attachments(incident_id, at);
     """,
+    # Operators' labels of a camera zone's state (trained into that camera's own model).
+    """
+    CREATE TABLE state_labels (
+        id TEXT PRIMARY KEY,
+        camera_id TEXT NOT NULL,
+        zone_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        ref TEXT,
+        polygon TEXT NOT NULL,
+        labelled_by TEXT NOT NULL,
+        labelled_at TEXT NOT NULL
+    );
+    CREATE INDEX state_labels_zone ON state_labels(camera_id, zone_id, taken_at);
+    """,
 ]
 
 

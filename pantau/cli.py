@@ -182,6 +182,30 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_INVALID_CONFIG
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train on the site's labels (as the wall's "Latih" button does), print the held-back
+    accuracy per state; `--enable` lets the rules use it (else enable it after looking)."""
+    from pantau.camera_host import STATE_MODELS
+    from pantau.state_labels import StateLabels
+    from pantau.state_training import NothingToTrain, StateTraining, report
+
+    async def work(config: PantauConfig, path: Path, store: Store) -> int:
+        data = path.resolve().parent / config.storage.data_dir
+        training = StateTraining(config, StateLabels(store, data / "state_labels"),
+                                 data / STATE_MODELS)  # fmt: skip
+        try:
+            model = await training.train(args.camera, args.zone, args.enable)
+        except (LookupError, NothingToTrain) as exc:
+            sys.stderr.write(f"{path}: {exc}\n")
+            return 1
+        sys.stdout.write("".join(f"{line}\n" for line in report(model)))
+        saved = data / STATE_MODELS / args.camera / args.zone / f"v{model.version}.npz"
+        sys.stdout.write(f"saved: {saved}{' (enabled)' if args.enable else ''}\n")
+        return 0
+
+    return _with_store(args.config, work)
+
+
 def _with_store(
     config_path: str, work: Callable[[PantauConfig, Path, Store], Awaitable[int]]
 ) -> int:
@@ -326,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     p_replay.add_argument("--to", dest="end", default=None, help="recordings until (ISO time)")
     p_replay.add_argument("--out", default=None, help="chart PNG (default replay-<camera>.png)")
     p_replay.add_argument("--json", default=None, help="also write the report as JSON here")
+    p_train = sub.add_parser(
+        "train", help="train a camera zone's state model from its labels (kering/banjir...)"
+    )
+    p_train.add_argument("config", nargs="?", default="cameras.yaml")
+    p_train.add_argument("--camera", required=True)
+    p_train.add_argument("--zone", required=True)
+    p_train.add_argument("--enable", action="store_true", help="let rules use it at once")
     p_check = sub.add_parser("check", help="validate cameras.yaml without starting anything")
     p_check.add_argument("config", nargs="?", default="cameras.yaml")
     p_key = sub.add_parser("apikey", help="API keys of OPD systems (intake API)")
@@ -362,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_replay(args, _load_or_exit(Path(args.config), demo_env()))
     if args.command == "reload":
         return cmd_reload(args)
+    if args.command == "train":
+        return cmd_train(args)
     if args.command == "apikey":
         return cmd_apikey(args)
     if args.command == "user":

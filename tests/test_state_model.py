@@ -124,3 +124,65 @@ def test_the_state_rule_and_the_flood_rule_use_an_enabled_model(
     assert 14 <= opened["flood"] <= 15.5, opened
     unknown = StateRule.model_validate({"type": "state", "zone": "lantai", "state": "kebakaran"})
     assert ZoneState(unknown, FLOOR, live).model is None  # a state the model does not know
+
+
+async def test_pantau_train_trains_on_stored_labels_and_reports_held_back_accuracy(
+    clip: list[tuple[float, np.ndarray]], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from events.store import Store
+    from pantau.state_labels import StateLabels
+    from tests.conftest import REPO
+
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        "storage: {data_dir: var}\ncameras:\n  - id: gudang\n    name: Gudang\n"
+        "    url: rtsp://127.0.0.1:1/x\n    zones:\n      - {id: lantai, points: "
+        f"{[list(p) for p in FLOOR.points]}}}\n",
+        encoding="utf-8",
+    )
+    store = Store(tmp_path / "var" / "pantau.db")
+    await store.open()
+    labels = StateLabels(store, tmp_path / "var" / "state_labels")
+    t0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pantau.cli", "train", str(config), "--camera", "gudang",
+             "--zone", "lantai", *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    try:
+        for t, frame in clip:
+            if t < 6:
+                await labels.add("gudang", FLOOR, "kering", frame, t0 + timedelta(seconds=t),
+                                 "recording", None, "spv")  # fmt: skip
+        only_dry = run()
+        assert only_dry.returncode == 1 and "label at least two states" in only_dry.stderr
+        for t, frame in clip:
+            if t >= 12:
+                await labels.add("gudang", FLOOR, "banjir", frame, t0 + timedelta(seconds=t),
+                                 "recording", None, "spv")  # fmt: skip
+        stored = await labels.of("gudang", "lantai")
+        assert len(stored) == sum(t < 6 or t >= 12 for t, _ in clip)
+        assert stored[0].labelled_by == "spv" and stored[0].state == "kering"
+    finally:
+        await store.close()
+    done = run("--enable")
+    assert done.returncode == 0, done.stderr
+    assert "held-back accuracy (later pictures than trained on): 100.0%" in done.stdout
+    assert "banjir" in done.stdout and "(enabled)" in done.stdout
+    models = tmp_path / "var" / "state_models" / "gudang" / "lantai"
+    assert (models / "v1.npz").is_file() and (models / "enabled").read_text() == "1"
+    again = run()  # a second training is the next version, not enabled by itself
+    assert again.returncode == 0 and (models / "v2.npz").is_file()
+    assert (models / "enabled").read_text() == "1"
+    wrong = subprocess.run(
+        [sys.executable, "-m", "pantau.cli", "train", str(config), "--camera", "gudang",
+         "--zone", "atap"], cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "has no zone 'atap'" in wrong.stderr
