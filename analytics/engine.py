@@ -96,6 +96,7 @@ class CameraAnalytics:
         self._traffic = [TrafficState(r) for r in rules if isinstance(r, TrafficRule)]
         # Trained zone-state models (per camera and zone, when enabled): the state rules' and,
         # where there is one, the flood rule's measure.
+        self._state_models = state_models
         model = functools.partial(enabled, state_models, place.camera_id)
         self._flood = [
             FloodState(r, self._zones[r.zone], model(r.zone))
@@ -370,6 +371,18 @@ class CameraAnalytics:
                 taken += 1
         return taken
 
+    def reload_models(self) -> dict[str, str]:
+        """A state model was enabled (or disabled): rules take it from the next frame, their
+        clocks and open observations untouched. Returns zone -> method, for the log."""
+        out: dict[str, str] = {}
+        for flood in self._flood:
+            flood.use_model(enabled(self._state_models, self.place.camera_id, flood.rule.zone))
+            out[flood.rule.zone] = flood.method
+        for zstate in self._states:
+            zstate.use_model(enabled(self._state_models, self.place.camera_id, zstate.rule.zone))
+            out.setdefault(zstate.rule.zone, "model" if zstate.model else "waiting")
+        return out
+
     async def adopt(self, old: CameraAnalytics, motion_same: bool, at: datetime) -> Adopted:
         """Take over from the engine this one replaces (a live reload changed the camera's
         zones, rules or names): every rule whose definition and zone are unchanged keeps its
@@ -392,6 +405,7 @@ class CameraAnalytics:
         kept += self._carry("crowd", self._crowd, old._crowd, old, carried)
         kept += self._carry("traffic", self._traffic, old._traffic, old, carried)
         kept += self._carry("flood", self._flood, old._flood, old, carried)
+        kept += self._carry("state", self._states, old._states, old, carried)
         closed: list[Observation] = []
         for key, opened in old._open.items():
             if key not in carried:
@@ -462,7 +476,7 @@ class Adopted:
 
 class _RuleState(Protocol):
     @property
-    def rule(self) -> CrowdRule | TrafficRule | FloodRule: ...
+    def rule(self) -> CrowdRule | TrafficRule | FloodRule | StateRule: ...
 
 
 _S = TypeVar("_S", bound=_RuleState)

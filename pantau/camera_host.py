@@ -149,6 +149,15 @@ class CameraHost:
             detect_size=cam.detect_size, state_models=self.data_dir / STATE_MODELS,
         )  # fmt: skip
 
+    def reload_models(self, camera_id: str) -> dict[str, str]:
+        """Rules of a running camera take its newly enabled state models."""
+        run = self.running.get(camera_id)
+        if run is None:
+            return {}
+        methods = run.analytics.reload_models()
+        log.info("camera=%s state models reloaded: %s", camera_id, methods)
+        return methods
+
     # ---- live reload ------------------------------------------------------------------------
     async def reconfigure(self, config: PantauConfig, diff: ConfigDiff) -> dict[str, object]:
         """Apply a reloaded cameras.yaml to the cameras this box runs; every camera the diff

@@ -39,7 +39,7 @@ from events.roster import duty_board
 from events.store import Store
 from ingest.urls import mask_url
 from pantau import demo_media
-from pantau.camera_host import CameraHost
+from pantau.camera_host import STATE_MODELS, CameraHost
 from pantau.config import ConfigError, PantauConfig
 from pantau.config_diff import diff
 from pantau.config_editor import ConfigEditor
@@ -52,6 +52,7 @@ from pantau.reloader import ConfigSource, ReloadResult, digest, running_config
 from pantau.replay_jobs import ReplayJobs
 from pantau.rtsp_server import RtspTestServer
 from pantau.server_fleet import ServerFleet
+from pantau.state_labelling import Labelling
 from pantau.web import QuietServer, serve
 from wallboard.app import CameraInfo, WallboardDeps, create_app
 from wallboard.auth import Accounts, Role
@@ -451,6 +452,17 @@ class Runtime:
             gateway_replies=self.gateway_replies,
             gateway_secret=chat.reply_secret if chat is not None else None,
             reports=self.reports,
+            labelling=Labelling(
+                lambda: self.config,
+                self.base_dir,
+                self.data_dir,
+                self.store,
+                LiveFrames(self.host).jpeg if self.host else self.fleet.media.jpeg,  # type: ignore[union-attr]
+                self.snapshot_dir,
+                self.data_dir / STATE_MODELS,
+                self.host is not None,
+                self.host.reload_models if self.host is not None else None,
+            ),
         )
         server = self.config.server
         tls = None

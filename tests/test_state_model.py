@@ -186,3 +186,105 @@ async def test_pantau_train_trains_on_stored_labels_and_reports_held_back_accura
          "--zone", "atap"], cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert wrong.returncode == 1 and "has no zone 'atap'" in wrong.stderr
+
+
+async def test_labelling_and_training_from_the_wall(
+    clip: list[tuple[float, np.ndarray]], tmp_path: Path
+) -> None:
+    import httpx
+
+    from events.store import Store
+    from pantau.config import load
+    from pantau.state_labelling import Labelling
+    from tests.conftest import bearer, serve_asgi
+    from wallboard.app import create_app
+    from wallboard.auth import Accounts, Role
+    from wallboard.config import UiConfig, Wall
+    from wallboard.deps import WallboardDeps
+    from wallboard.hub import Hub
+    from wallboard.live import LiveFrames
+
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        "storage: {data_dir: var}\ncameras:\n  - id: gudang\n    name: Gudang\n"
+        "    url: rtsp://127.0.0.1:1/x\n    zones:\n      - {id: lantai, points: "
+        f"{[list(p) for p in FLOOR.points]}}}\n",
+        encoding="utf-8",
+    )
+    site = load(config)
+    store = Store(tmp_path / "var" / "pantau.db")
+    await store.open()
+    now = {"frame": clip[0][1]}
+
+    async def still(camera_id: str) -> tuple[int, bytes] | None:  # the camera's picture now
+        ok, jpeg = cv2.imencode(".jpg", now["frame"])
+        return (1, jpeg.tobytes()) if ok else None
+
+    labelling = Labelling(lambda: site, tmp_path, tmp_path / "var", store, still,
+                          tmp_path / "var" / "snapshots", tmp_path / "var" / "state_models",
+                          recordings_here=True)  # fmt: skip
+    accounts = Accounts(store)
+    tokens = {}
+    for who, role in (("spv", Role.SUPERVISOR), ("op", Role.OPERATOR)):
+        await accounts.add(who, "label-password-1", role)
+        found = await accounts.login(who, "label-password-1")
+        assert found is not None
+        tokens[who] = found[1]
+
+    class NoFrames:
+        def latest_frame(self, camera_id: str) -> None:
+            return None
+
+    async def nothing() -> list:  # type: ignore[type-arg]
+        return []
+
+    deps = WallboardDeps(
+        store=store, hub=Hub(nothing, {}), live=LiveFrames(NoFrames()),  # type: ignore[arg-type]
+        cameras=[], walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
+        health=lambda: {}, accounts=accounts, labelling=labelling,
+    )  # fmt: skip
+    zone = "/api/cameras/gudang/zones/lantai"
+    async with (
+        serve_asgi(create_app(deps)) as port,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=bearer(tokens["spv"]), timeout=60
+        ) as http,
+    ):
+        refused = await http.post(f"{zone}/labels", json={"state": "kering"},
+                                  headers=bearer(tokens["op"]))  # fmt: skip
+        assert refused.status_code == 403
+        assert (await http.post("/api/cameras/gudang/zones/atap/labels",
+                                json={"state": "kering"})).status_code == 404  # fmt: skip
+        made = []
+        for t, frame in clip[::2]:  # the supervisor watches the camera and presses a key
+            state = "kering" if t < 6 else "banjir" if t >= 12 else None
+            if state is None:
+                continue
+            now["frame"] = frame
+            r = await http.post(f"{zone}/labels", json={"state": state, "source": "live"})
+            assert r.status_code == 201, r.text
+            made.append(r.json())
+        assert made[0]["labelled_by"] == "spv" and made[0]["source"] == "live"
+        crop_jpg = await http.get(f"/api/labels/{made[0]['id']}/crop.jpg")
+        assert crop_jpg.status_code == 200 and crop_jpg.content[:2] == b"\xff\xd8"
+        listed = (await http.get(f"{zone}/labels")).json()
+        assert len(listed["labels"]) == len(made) and listed["enabled"] is None
+        trained = await http.post(f"{zone}/train")
+        assert trained.status_code == 201, trained.text
+        model = trained.json()
+        assert model["version"] == 1 and model["evaluation"]["accuracy"] >= 0.95
+        assert (await http.post(f"{zone}/models/9/enable")).status_code == 404
+        on = await http.post(f"{zone}/models/1/enable")
+        assert on.status_code == 200 and on.json()["enabled"] == 1
+        assert (await http.get(f"{zone}/labels")).json()["enabled"] == 1
+        # delete every "banjir" label: one state left, nothing to train
+        for label in made:
+            if label["state"] == "banjir":
+                assert (await http.delete(f"/api/labels/{label['id']}")).status_code == 200
+        assert (await http.delete(f"/api/labels/{made[-1]['id']}")).status_code == 404
+        again = await http.post(f"{zone}/train")
+        assert again.status_code == 409 and "at least two states" in again.json()["detail"]
+    audit = {(a["action"], a["username"]) for a in await accounts.audit_log(limit=500)}
+    await store.close()
+    assert {("label.add", "spv"), ("model.train", "spv"), ("model.enable", "spv"),
+            ("label.delete", "spv")} <= audit  # fmt: skip

@@ -25,6 +25,7 @@ from wallboard.errors import MethodNotAllowed
 from wallboard.errors import install as install_errors
 from wallboard.incidents_api import incidents_router
 from wallboard.intake_api import intake_router
+from wallboard.labels_api import labels_router
 from wallboard.pages_api import pages_router
 from wallboard.records_api import records_router
 from wallboard.replay_api import replay_router
@@ -55,6 +56,7 @@ def create_app(deps: WallboardDeps) -> FastAPI:
     app.include_router(duty_router(deps, access))
     app.include_router(chat_router(deps, access))
     app.include_router(reports_router(deps, access))
+    app.include_router(labels_router(deps, access))
     if deps.director is not None:
         app.include_router(walls_router(deps, deps.director, access, deps.accounts))
     if deps.desk is not None:

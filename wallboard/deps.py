@@ -142,6 +142,25 @@ class ReplayRunning(Protocol):
     def chart(self, job_id: str) -> Path | None: ...
 
 
+class StateLabelling(Protocol):
+    """Labels of a camera zone's state, training and enabling its model (pantau/
+    state_labelling.py). Raises LookupError for what is not there, ValueError for a training
+    that cannot be done."""
+
+    async def label(self, camera_id: str, zone_id: str, state: str, source: str,
+                    ref: str | None, by: str) -> dict[str, Any]: ...  # fmt: skip
+
+    async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]: ...
+
+    def crop(self, label_id: str) -> Path | None: ...
+
+    async def remove(self, label_id: str) -> bool: ...
+
+    async def train(self, camera_id: str, zone_id: str) -> dict[str, Any]: ...
+
+    async def enable(self, camera_id: str, zone_id: str, version: int) -> dict[str, str]: ...
+
+
 @dataclass
 class WallboardDeps:
     store: Store
@@ -179,6 +198,7 @@ class WallboardDeps:
     gateway_replies: GatewayReplies | None = None  # the HTTP chat gateway's replies in
     gateway_secret: str | None = None
     reports: Reports | None = None  # the weekly OPD performance report
+    labelling: StateLabelling | None = None  # zone-state labels and models (admins, supervisors)
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

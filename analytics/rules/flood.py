@@ -51,11 +51,7 @@ class FloodState:
     def __init__(self, rule: FloodRule, zone: Zone, model: StateModel | None = None) -> None:
         self.rule = rule
         self.zone = zone
-        # The camera's own trained model, when one is enabled and knows a wet state: it
-        # replaces the classical measure (which cannot see grey water on grey asphalt).
-        wet = [s for s in rule.wet_states if model is not None and s in model.states]
-        self.model, self._wet = (model, wet) if wet else (None, [])
-        self.method = "model" if self.model is not None else "classical"
+        self.use_model(model)
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
         self._samples: list[npt.NDArray[np.float32]] = []
         self._first_sample: float | None = None
@@ -97,6 +93,13 @@ class FloodState:
                 -1,
             )
         return mask.astype(bool)
+
+    def use_model(self, model: StateModel | None) -> None:
+        """The camera's own trained model, when one is enabled and knows a wet state: it
+        replaces the classical measure (which cannot see grey water on grey asphalt)."""
+        wet = [s for s in self.rule.wet_states if model is not None and s in model.states]
+        self.model, self._wet = (model, wet) if wet else (None, [])
+        self.method = "model" if self.model is not None else "classical"
 
     def measure(
         self, image: npt.NDArray[np.uint8], detections: list[Detection], now: float

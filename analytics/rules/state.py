@@ -28,12 +28,15 @@ class ZoneState:
     def __init__(self, rule: StateRule, zone: Zone, model: StateModel | None) -> None:
         self.rule = rule
         self.zone = zone
-        self.model = model if model is not None and rule.state in model.states else None
+        self.use_model(model)
         self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
         self.probability = 0.0
         self._checked = float("-inf")
         self._peak = 0.0
         self._started_at: datetime | None = None
+
+    def use_model(self, model: StateModel | None) -> None:
+        self.model = model if model is not None and self.rule.state in model.states else None
 
     def resume(self, started_at: datetime, peak: float, now_mono: float) -> None:
         self.gate.resume(now_mono)

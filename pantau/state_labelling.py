@@ -1,0 +1,131 @@
+"""What the wall's labelling asks of the site: a picture of a camera's zone, from the camera
+now (its still: here or from its worker), from its recordings at a chosen time (one process:
+the recordings are here), or from an incident's snapshot, stored as a label; training; enabling
+a model version. The wall only sees this through wallboard.deps.StateLabelling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from analytics.state_model import enable, enabled
+from events.store import Store
+from pantau.config import PantauConfig
+from pantau.replay import _frames, recordings
+from pantau.state_labels import StateLabels
+from pantau.state_training import StateTraining, as_dict
+
+Still = Callable[[str], Awaitable[tuple[int, bytes] | None]]
+
+
+class LabelError(LookupError):
+    """The picture to label is not there (no still, no snapshot, no recording then)."""
+
+
+def _decode(data: bytes) -> npt.NDArray[np.uint8]:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LabelError("the picture could not be read")
+    return np.asarray(image, np.uint8)
+
+
+class Labelling:
+    def __init__(
+        self, config: Callable[[], PantauConfig], base_dir: Path, data_dir: Path, store: Store,
+        still: Still, snapshot_dir: Path, models: Path, recordings_here: bool,
+        reload_models: Callable[[str], dict[str, str]] | None = None,
+    ) -> None:  # fmt: skip
+        self._config = config
+        self.base_dir = base_dir
+        self.store = store
+        self.still = still
+        self.snapshot_dir = snapshot_dir
+        self.models = models
+        self.recordings_here = recordings_here
+        self.reload_models = reload_models  # one process: the running camera takes it now
+        self.labels = StateLabels(store, data_dir / "state_labels")
+
+    def _training(self) -> StateTraining:
+        return StateTraining(self._config(), self.labels, self.models)
+
+    async def label(
+        self, camera_id: str, zone_id: str, state: str, source: str, ref: str | None, by: str
+    ) -> dict[str, Any]:
+        zone = self._training().zone(camera_id, zone_id)
+        taken_at = datetime.now(UTC)
+        if source == "live":
+            got = await self.still(camera_id)
+            if got is None:
+                raise LabelError(f"camera {camera_id} has no picture now")
+            frame = _decode(got[1])
+        elif source == "incident":
+            incident = await self.store.incident(ref or "")
+            if incident is None or incident.camera_id != camera_id or not incident.snapshot_ref:
+                raise LabelError(f"no snapshot of camera {camera_id} for incident {ref!r}")
+            path = self.snapshot_dir / incident.snapshot_ref
+            if "/" in incident.snapshot_ref or not path.is_file():
+                raise LabelError(f"incident {ref}'s snapshot is not on this server")
+            frame = _decode(await asyncio.to_thread(path.read_bytes))
+            taken_at = incident.started_at
+        elif source == "recording":
+            if not self.recordings_here:
+                raise LabelError("recordings are on the worker boxes: label from the camera now "
+                                 "or from an incident")  # fmt: skip
+            try:
+                taken_at = datetime.fromisoformat(ref or "")
+            except ValueError as exc:
+                raise LabelError("a recording label needs ref = an ISO time with a zone") from exc
+            if taken_at.tzinfo is None:
+                raise LabelError("a recording label needs ref = an ISO time with a zone")
+            frame = await asyncio.to_thread(self._recorded, camera_id, taken_at)
+        else:
+            raise LabelError(f"unknown source {source!r} (live, recording, incident)")
+        made = await self.labels.add(camera_id, zone, state, frame, taken_at, source, ref, by)
+        return asdict(made)
+
+    def _recorded(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+        try:
+            clips = recordings(self._config(), self.base_dir, camera_id, at,
+                               at + timedelta(seconds=2))  # fmt: skip
+        except FileNotFoundError as exc:
+            raise LabelError(str(exc)) from exc
+        for _, image in _frames(clips, 1.0, at, at + timedelta(seconds=2)):
+            return np.asarray(image, np.uint8)
+        raise LabelError(f"no frame of {camera_id} recorded at {at.isoformat()}")
+
+    async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]:
+        self._training().zone(camera_id, zone_id)
+        labels = [asdict(x) for x in await self.labels.of(camera_id, zone_id)]
+        where = self.models / camera_id / zone_id
+        versions = sorted(int(p.stem[1:]) for p in where.glob("v*.npz") if p.stem[1:].isdigit())
+        live = enabled(self.models, camera_id, zone_id)
+        return {"labels": labels, "versions": versions,
+                "enabled": live.version if live else None}  # fmt: skip
+
+    def crop(self, label_id: str) -> Path | None:
+        path = self.labels.folder / f"{label_id}.jpg"
+        return path if "/" not in label_id and path.is_file() else None
+
+    async def remove(self, label_id: str) -> bool:
+        return await self.labels.remove(label_id)
+
+    async def train(self, camera_id: str, zone_id: str) -> dict[str, Any]:
+        return as_dict(await self._training().train(camera_id, zone_id))
+
+    async def enable(self, camera_id: str, zone_id: str, version: int) -> dict[str, str]:
+        """Let the camera's rules use this version; returns zone -> method now in use (empty
+        where the camera runs on a worker box: it takes models when it starts)."""
+        self._training().zone(camera_id, zone_id)
+        try:
+            enable(self.models, camera_id, zone_id, version)
+        except FileNotFoundError as exc:
+            raise LabelError(str(exc)) from exc
+        return self.reload_models(camera_id) if self.reload_models is not None else {}

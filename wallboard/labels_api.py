@@ -1,0 +1,115 @@
+"""Labelling a camera zone's state from the wall (admins and supervisors): label the camera's
+picture now, a recorded moment or an incident's snapshot as one of the zone's states, train
+the camera's own model, look at its held-back accuracy, enable it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from wallboard.access import Access
+from wallboard.auth import Role, User
+from wallboard.deps import StateLabelling, WallboardDeps
+from wallboard.errors import responses
+from wallboard.session_api import _ip
+
+State = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\w -]+$")]
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: State
+    source: str = Field(default="live", pattern=r"^(live|recording|incident)$")
+    ref: str | None = Field(default=None, max_length=64)  # incident id, or an ISO time
+
+
+def labels_router(deps: WallboardDeps, access: Access) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["labels"],
+                       responses=responses(401, 403, 404, 409, 422))  # fmt: skip
+
+    def staff(user: User) -> StateLabelling:
+        access.need(user, Role.SUPERVISOR)
+        if deps.labelling is None:
+            raise HTTPException(404, "labelling is not available in this process")
+        return deps.labelling
+
+    @router.get("/cameras/{camera_id}/zones/{zone_id}/labels")
+    async def list_labels(
+        camera_id: str, zone_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> dict[str, object]:
+        """The zone's labels (oldest first), its model versions and the enabled one."""
+        try:
+            return await staff(user).list(camera_id, zone_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    @router.post("/cameras/{camera_id}/zones/{zone_id}/labels", status_code=201)
+    async def add_label(
+        camera_id: str, zone_id: str, body: LabelIn, request: Request,
+        user: Annotated[User, Depends(access.user)],
+    ) -> dict[str, object]:  # fmt: skip
+        """Label a picture of the zone: `live` (the camera now), `recording` (ref: ISO time),
+        `incident` (ref: its id; its snapshot)."""
+        labelling = staff(user)
+        try:
+            made = await labelling.label(camera_id, zone_id, body.state.strip(), body.source,
+                                         body.ref, user.username)  # fmt: skip
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        await deps.accounts.audit(user, "label.add", f"{camera_id}/{zone_id}",
+                                  f"{body.state} ({body.source})", _ip(request))  # fmt: skip
+        return made
+
+    @router.get("/labels/{label_id}/crop.jpg", response_class=FileResponse,
+                responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
+    async def label_crop(
+        label_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> FileResponse:
+        path = staff(user).crop(label_id)
+        if path is None:
+            raise HTTPException(404, f"no label {label_id!r}")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @router.delete("/labels/{label_id}")
+    async def delete_label(
+        label_id: str, request: Request, user: Annotated[User, Depends(access.user)]
+    ) -> dict[str, bool]:
+        if not await staff(user).remove(label_id):
+            raise HTTPException(404, f"no label {label_id!r}")
+        await deps.accounts.audit(user, "label.delete", label_id, ip=_ip(request))
+        return {"deleted": True}
+
+    @router.post("/cameras/{camera_id}/zones/{zone_id}/train", status_code=201)
+    async def train_model(
+        camera_id: str, zone_id: str, request: Request,
+        user: Annotated[User, Depends(access.user)],
+    ) -> dict[str, object]:  # fmt: skip
+        """Train the next version on the labels; its held-back accuracy per state comes back.
+        It is not used until it is enabled."""
+        labelling = staff(user)
+        try:
+            made = await labelling.train(camera_id, zone_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        await deps.accounts.audit(user, "model.train", f"{camera_id}/{zone_id}",
+                                  f"v{made['version']}", _ip(request))  # fmt: skip
+        return made
+
+    @router.post("/cameras/{camera_id}/zones/{zone_id}/models/{version}/enable")
+    async def enable_model(
+        camera_id: str, zone_id: str, version: int, request: Request,
+        user: Annotated[User, Depends(access.user)],
+    ) -> dict[str, object]:  # fmt: skip
+        labelling = staff(user)
+        try:
+            methods = await labelling.enable(camera_id, zone_id, version)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        await deps.accounts.audit(user, "model.enable", f"{camera_id}/{zone_id}", f"v{version}",
+                                  _ip(request))  # fmt: skip
+        return {"enabled": version, "methods": methods}
+
+    return router
