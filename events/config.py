@@ -406,6 +406,14 @@ class ReportConfig(Strict):
         return value
 
 
+class FalseAlarmConfig(Strict):
+    """When a camera rule is flagged to admins as crying wolf: more than `flag_share` of its
+    incidents closed as false alarm (7 days, or 30 while the week has too few to judge)."""
+
+    flag_share: float = Field(default=0.3, gt=0, le=1)
+    min_incidents: int = Field(default=5, ge=1)
+
+
 class CapFeed(Strict):
     url: str = Field(pattern=r"^https?://")
     interval_s: float = Field(default=60, ge=10)

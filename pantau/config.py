@@ -36,6 +36,7 @@ from analytics.config import (
 )
 from events.config import (
     CalendarConfig,
+    FalseAlarmConfig,
     IntakeConfig,
     NotifyConfig,
     Opd,
@@ -129,6 +130,7 @@ class PantauConfig(Strict):
     notify: NotifyConfig = NotifyConfig()
     calendar: CalendarConfig = CalendarConfig()
     report: ReportConfig = ReportConfig()
+    false_alarms: FalseAlarmConfig = FalseAlarmConfig()
     detector: DetectorConfig = DetectorConfig()
     motion: MotionConfig = MotionConfig()
     cameras: list[Camera] = Field(min_length=1)

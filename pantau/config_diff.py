@@ -19,6 +19,7 @@ RESTART_SECTIONS = ("server", "storage", "bus", "detector", "fleet", "notify", "
 # Sections applied live, each by its own part (see Runtime.apply).
 LIVE_SECTIONS = (
     "opds", "routing", "walls", "ui", "correlation", "intake", "motion", "calendar", "report",
+    "false_alarms",
 )  # fmt: skip
 # A change in these fields restarts the camera's capture (and its recording); any other field
 # of a camera only rebuilds its analytics, while frames keep flowing.

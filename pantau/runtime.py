@@ -379,6 +379,8 @@ class Runtime:
             self._deps.cameras = self._camera_infos()
             self._deps.walls = new.walls
             self._deps.ui = new.ui
+            self._deps.false_alarm_share = new.false_alarms.flag_share
+            self._deps.false_alarm_min = new.false_alarms.min_incidents
             self._deps.kecamatan = region.names
             self._deps.region = region
             self._deps.opds = [{"id": o.id, "name": o.name} for o in new.opds]
@@ -452,6 +454,8 @@ class Runtime:
             gateway_replies=self.gateway_replies,
             gateway_secret=chat.reply_secret if chat is not None else None,
             reports=self.reports,
+            false_alarm_share=self.config.false_alarms.flag_share,
+            false_alarm_min=self.config.false_alarms.min_incidents,
             labelling=Labelling(
                 lambda: self.config,
                 self.base_dir,

@@ -26,6 +26,9 @@ from pantau.state_training import StateTraining, as_dict
 Still = Callable[[str], Awaitable[tuple[int, bytes] | None]]
 
 
+WET = ("banjir", "tergenang", "genangan")  # never chosen as a zone's normal look
+
+
 class LabelError(LookupError):
     """The picture to label is not there (no still, no snapshot, no recording then)."""
 
@@ -100,6 +103,24 @@ class Labelling:
         for _, image in _frames(clips, 1.0, at, at + timedelta(seconds=2)):
             return np.asarray(image, np.uint8)
         raise LabelError(f"no frame of {camera_id} recorded at {at.isoformat()}")
+
+    async def label_normal(self, incident_id: str, state: str | None, by: str) -> dict[str, Any]:
+        """A false alarm's snapshot as an example of the zone's normal look, in one click: the
+        state given, else the zone's most-labelled state that is not a wet one, else "normal"
+        ("kering" for a flood zone)."""
+        incident = await self.store.incident(incident_id)
+        if incident is None or not incident.camera_id or not incident.zone_id:
+            raise LabelError(f"incident {incident_id!r} has no camera zone to label")
+        if state is None:
+            labels = await self.labels.of(incident.camera_id, incident.zone_id)
+            counts: dict[str, int] = {}
+            for lab in labels:
+                if lab.state not in WET:
+                    counts[lab.state] = counts.get(lab.state, 0) + 1
+            state = max(counts, key=counts.__getitem__) if counts else (
+                "kering" if incident.kind == "flood" else "normal")  # fmt: skip
+        return await self.label(incident.camera_id, incident.zone_id, state, "incident",
+                                incident.id, by)  # fmt: skip
 
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]:
         self._training().zone(camera_id, zone_id)

@@ -150,6 +150,9 @@ class StateLabelling(Protocol):
     async def label(self, camera_id: str, zone_id: str, state: str, source: str,
                     ref: str | None, by: str) -> dict[str, Any]: ...  # fmt: skip
 
+    async def label_normal(self, incident_id: str, state: str | None,
+                           by: str) -> dict[str, Any]: ...  # fmt: skip
+
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]: ...
 
     def crop(self, label_id: str) -> Path | None: ...
@@ -199,6 +202,8 @@ class WallboardDeps:
     gateway_secret: str | None = None
     reports: Reports | None = None  # the weekly OPD performance report
     labelling: StateLabelling | None = None  # zone-state labels and models (admins, supervisors)
+    false_alarm_share: float = 0.3  # a camera rule above this share of false alarms is flagged
+    false_alarm_min: int = 5
 
 
 def stored_file(folder: Path | None, name: str | None, missing: str) -> Path:

@@ -24,6 +24,11 @@ class LabelIn(BaseModel):
     ref: str | None = Field(default=None, max_length=64)  # incident id, or an ISO time
 
 
+class NormalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: State | None = None
+
+
 def labels_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["labels"],
                        responses=responses(401, 403, 404, 409, 422))  # fmt: skip
@@ -59,6 +64,22 @@ def labels_router(deps: WallboardDeps, access: Access) -> APIRouter:
             raise HTTPException(404, str(exc)) from exc
         await deps.accounts.audit(user, "label.add", f"{camera_id}/{zone_id}",
                                   f"{body.state} ({body.source})", _ip(request))  # fmt: skip
+        return made
+
+    @router.post("/incidents/{incident_id}/label-normal", status_code=201)
+    async def label_false_alarm(
+        incident_id: str, request: Request, user: Annotated[User, Depends(access.user)],
+        body: NormalIn | None = None,
+    ) -> dict[str, object]:  # fmt: skip
+        """One click on a false alarm: its snapshot becomes a "normal" label of its zone."""
+        labelling = staff(user)
+        try:
+            made = await labelling.label_normal(incident_id, body.state if body else None,
+                                                user.username)  # fmt: skip
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        await deps.accounts.audit(user, "label.add", incident_id, f"{made['state']} (incident)",
+                                  _ip(request))  # fmt: skip
         return made
 
     @router.get("/labels/{label_id}/crop.jpg", response_class=FileResponse,

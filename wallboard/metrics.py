@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from events.false_alarms import RuleHonesty
 from events.model import Delivery, Incident
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -28,9 +29,11 @@ def _num(value: object) -> float:
 
 class _Snapshot(Collector):
     def __init__(
-        self, health: dict[str, object], open_incidents: list[Incident], dead: list[Delivery]
-    ) -> None:
+        self, health: dict[str, object], open_incidents: list[Incident], dead: list[Delivery],
+        honesty: list[RuleHonesty],
+    ) -> None:  # fmt: skip
         self.health, self.open_incidents, self.dead = health, open_incidents, dead
+        self.honesty = honesty
 
     def collect(self) -> Iterator[Metric]:
         yield from self._cameras()
@@ -54,6 +57,23 @@ class _Snapshot(Collector):
                 "how late the event loop ran what was due, p99 over the last minute",
                 value=_num(lag.get("p99_ms")) / 1000,
             )
+        share = GaugeMetricFamily(
+            "pantau_false_alarm_share",
+            "share of a camera rule's incidents closed as false alarm",
+            labels=["camera", "rule", "window"],
+        )
+        for h in self.honesty:
+            for window, value in (("7d", h.share_7d), ("30d", h.share_30d)):
+                if value is not None:
+                    share.add_metric([h.camera_id, h.rule, window], value)
+        yield share
+        flagged = GaugeMetricFamily(
+            "pantau_rule_flagged", "1 for a camera rule above the false-alarm share it may have",
+            labels=["camera", "rule"],
+        )  # fmt: skip
+        for h in self.honesty:
+            flagged.add_metric([h.camera_id, h.rule], 1.0 if h.flagged else 0.0)
+        yield flagged
         wall = GaugeMetricFamily("pantau_wall_clients", "wall screens connected")
         wall.add_metric([], _num(self.health.get("wall_clients")))
         yield wall
@@ -150,9 +170,10 @@ class _Snapshot(Collector):
 
 
 def render(
-    health: dict[str, object], open_incidents: Iterable[Incident], dead: Iterable[Delivery]
-) -> bytes:
+    health: dict[str, object], open_incidents: Iterable[Incident], dead: Iterable[Delivery],
+    honesty: Iterable[RuleHonesty] = (),
+) -> bytes:  # fmt: skip
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(health, list(open_incidents), list(dead)))
+    registry.register(_Snapshot(health, list(open_incidents), list(dead), list(honesty)))
     ProcessCollector(registry=registry)  # process_resident_memory_bytes, open fds, CPU seconds
     return generate_latest(registry)

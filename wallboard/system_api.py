@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from events.false_alarms import honesty
 from events.model import ReloadResult, WorkerStatus, json_schemas
 from wallboard.access import Access
 from wallboard.auth import Role, User
@@ -44,8 +45,20 @@ def system_router(deps: WallboardDeps, access: Access) -> APIRouter:
         open_ones = [i for i in incidents if not i.state.closed]
         since = datetime.now(UTC) - timedelta(hours=24)
         dead = [d for d in await deps.store.deliveries(dead_only=True) if d.at >= since]
-        body = render_metrics(deps.health(), open_ones, dead)
+        rules = await honesty(deps.store, datetime.now(UTC), deps.false_alarm_share,
+                              deps.false_alarm_min)  # fmt: skip
+        body = render_metrics(deps.health(), open_ones, dead, rules)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+    @router.get("/api/false-alarms", responses=responses(401, 403))
+    async def false_alarms(user: Annotated[User, Depends(access.user)]) -> list[dict[str, object]]:
+        """Per camera rule: incidents and false alarms over 7 and 30 days, their shares, and
+        whether it is flagged (with the latest false alarms to look at)."""
+        if access.scope(user) is not None:
+            raise HTTPException(403, "false-alarm shares are for command-center staff")
+        rules = await honesty(deps.store, datetime.now(UTC), deps.false_alarm_share,
+                              deps.false_alarm_min)  # fmt: skip
+        return [r.as_dict() for r in rules]
 
     @router.get("/api/ui", responses=signed_in)
     async def ui(user: Annotated[User, Depends(access.user)]) -> dict[str, object]:
