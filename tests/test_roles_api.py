@@ -38,9 +38,10 @@ from events.notify.whatsapp import WhatsAppApp
 from events.report_service import Reports
 from events.roster import duty_board
 from events.store import Store
-from pantau.config import ConfigError
+from pantau.config import ConfigError, load
 from pantau.config_editor import ConfigEditor
 from pantau.reloader import ConfigSource, ReloadResult, digest
+from pantau.state_labelling import Labelling
 from tests.conftest import serve_asgi
 from tests.test_hub import NoFrames
 from wallboard.app import CameraInfo, WallboardDeps, create_app
@@ -122,6 +123,9 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
             return ReloadResult(ok=False, by=by, errors=exc.problems)
         return ReloadResult(ok=True, by=by, digest=digest(text))
 
+    async def no_still(camera_id: str) -> None:
+        return None
+
     links = ChatLinks(store, DUTY_OPDS)
     attachments = Attachments(store, tmp_path / "attachments")
     answers = ChatAnswers(desk, attachments)
@@ -139,6 +143,8 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
         gateway_replies=GatewayReplies(links, answers), gateway_secret="gateway-secret-0001",
         reports=Reports(store, tmp_path / "reports", ReportConfig(), "Asia/Jakarta", "Contoh",
                         lambda: {o.id: o.name for o in DUTY_OPDS}, None),
+        labelling=Labelling(lambda: load(config), tmp_path, tmp_path / "var", store, no_still,
+                            tmp_path / "snapshots", tmp_path / "models", recordings_here=False),
     )  # fmt: skip
     async with serve_asgi(create_app(deps)) as port:
         yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)

@@ -31,7 +31,7 @@ class NormalIn(BaseModel):
 
 def labels_router(deps: WallboardDeps, access: Access) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["labels"],
-                       responses=responses(401, 403, 404, 409, 422))  # fmt: skip
+                       responses=responses(400, 401, 403, 404, 409, 422))  # fmt: skip
 
     def staff(user: User) -> StateLabelling:
         access.need(user, Role.SUPERVISOR)
