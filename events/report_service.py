@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 from events.config import WEEKDAYS, ReportConfig, Smtp
 from events.model import utcnow
 from events.report import WeeklyReport, build, previous_week, week_bounds
-from events.report_pdf import period, write_pdf
 from events.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,8 @@ class Reports:
 
     async def make(self, week: str) -> Path:
         """Build the week's report and keep it (PDF and JSON); returns the PDF."""
+        from events.report_pdf import write_pdf  # matplotlib: only when a report is made
+
         report = await self.figures(week)
         path = self.pdf_path(week)
         await asyncio.to_thread(write_pdf, report, path)
@@ -138,6 +139,8 @@ class Reports:
 
     # ---- mail -------------------------------------------------------------------------------
     def message(self, report: WeeklyReport, pdf: Path) -> EmailMessage:
+        from events.report_pdf import period
+
         assert self.smtp is not None
         msg = EmailMessage()
         msg["Subject"] = f"[Pantau] Laporan kinerja OPD minggu {report.week}"

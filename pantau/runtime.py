@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analytics.engine import local_snapshots
 from events.api_keys import ApiKeys
@@ -30,7 +31,6 @@ from events.notify.chat_answers import ChatAnswers
 from events.notify.chat_links import ChatLinks
 from events.notify.dispatcher import Dispatcher
 from events.notify.gateway_replies import GatewayReplies
-from events.notify.telegram import TelegramBot
 from events.notify.whatsapp import WhatsAppApp
 from events.redis_bus import RedisStreamBus
 from events.region import CameraPoint, Kecamatan, Region
@@ -60,6 +60,9 @@ from wallboard.hub import PAGE_TYPES, Hub
 from wallboard.live import LiveFrames
 from wallboard.walls import WallDirector
 from wallboard.webrtc import LiveVideo
+
+if TYPE_CHECKING:
+    from events.notify.telegram import TelegramBot
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,8 @@ class Runtime:
         self.attachments = Attachments(self.store, self.data_dir / "attachments")
         self.telegram: TelegramBot | None = None
         if self.config.notify.telegram is not None:
+            from events.notify.telegram import TelegramBot  # aiogram: only where it is used
+
             self.telegram = TelegramBot(
                 self.config.notify.telegram, self.chat_links,
                 ChatAnswers(self.desk, self.attachments), self.snapshot_dir,

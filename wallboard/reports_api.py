@@ -11,7 +11,6 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from events.report import WeeklyReport, previous_week
-from events.report_pdf import chart_png, pdf_bytes
 from wallboard.access import Access
 from wallboard.auth import Role, User
 from wallboard.deps import WallboardDeps
@@ -72,6 +71,8 @@ def reports_router(deps: WallboardDeps, access: Access) -> APIRouter:
         kept = deps.reports.pdf_path(week)
         if access.scope(user) is None and kept.is_file():
             return FileResponse(kept, media_type="application/pdf", filename=name)
+        from events.report_pdf import pdf_bytes  # matplotlib: only when asked
+
         body = await asyncio.to_thread(pdf_bytes, await figures(week, user))
         return Response(
             body,
@@ -90,6 +91,8 @@ def reports_router(deps: WallboardDeps, access: Access) -> APIRouter:
         page: int = Query(default=0, ge=0, le=1, description="0: the week, 1: the 8-week trend"),
     ) -> Response:
         reader(user)
+        from events.report_pdf import chart_png
+
         body = await asyncio.to_thread(chart_png, await figures(week, user), page)
         return Response(body, media_type="image/png")
 
