@@ -122,6 +122,12 @@ class Labelling:
         return await self.label(incident.camera_id, incident.zone_id, state, "incident",
                                 incident.id, by)  # fmt: skip
 
+    def zones(self, camera_id: str) -> list[dict[str, str]]:
+        camera = next((c for c in self._config().cameras if c.id == camera_id), None)
+        if camera is None:
+            raise LookupError(f"no camera {camera_id!r}")
+        return [{"id": z.id, "name": z.name or z.id} for z in camera.zones]
+
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]:
         self._training().zone(camera_id, zone_id)
         labels = [asdict(x) for x in await self.labels.of(camera_id, zone_id)]

@@ -5,6 +5,7 @@ what it says over the whole clip."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -288,3 +289,37 @@ async def test_labelling_and_training_from_the_wall(
     await store.close()
     assert {("label.add", "spv"), ("model.train", "spv"), ("model.enable", "spv"),
             ("label.delete", "spv")} <= audit  # fmt: skip
+
+
+@pytest.mark.slow
+async def test_labelling_on_the_wall_with_quick_keys(running: Any, browser: Any) -> None:
+    import asyncio
+    import os
+
+    from tests.conftest import wall_page
+
+    page = await wall_page(browser, running, "supervisor", 1600, 1000)
+    await page.click("#label-states")
+    dialog = page.locator("dialog#labels[open]")
+    await dialog.locator(".lb-state[data-state=kering]").wait_for(timeout=15000)
+    await dialog.locator("img.lb-still").evaluate(
+        "img => img.complete || new Promise(r => img.onload = r)")  # fmt: skip
+    for key, state, n in (("1", "kering", 4), ("3", "banjir", 4)):
+        for i in range(1, n + 1):
+            await page.keyboard.press(key)
+            await dialog.locator(f".lb-state[data-state={state}]").filter(
+                has_text=f"({i})").wait_for(timeout=10000)  # fmt: skip
+            await asyncio.sleep(0.3)  # a newer picture for the next label
+    labels = await running.store.execute("SELECT state, labelled_by, source FROM state_labels")
+    assert sorted(r[0] for r in labels) == ["banjir"] * 4 + ["kering"] * 4
+    assert {(r[1], r[2]) for r in labels} == {("b-supervisor", "live")}
+    await dialog.locator("[data-do=train]").click()
+    await dialog.locator("table.lb-eval").wait_for(timeout=30000)
+    assert "Disisihkan" in await dialog.locator("table.lb-eval").inner_text()
+    await dialog.locator("button[data-version='1']").click()
+    await dialog.locator("button[data-version='1']", has_text="✓").wait_for(timeout=10000)
+    pointer = running.data_dir / "state_models" / "plaza-cam" / "plaza" / "enabled"
+    assert pointer.read_text() == "1"
+    keep = Path(os.environ.get("PANTAU_TEST_PNG", running.base_dir))
+    await page.screenshot(path=str(keep / "labels.png"))
+    await page.close()

@@ -39,6 +39,16 @@ def labels_router(deps: WallboardDeps, access: Access) -> APIRouter:
             raise HTTPException(404, "labelling is not available in this process")
         return deps.labelling
 
+    @router.get("/cameras/{camera_id}/label-zones")
+    async def label_zones(
+        camera_id: str, user: Annotated[User, Depends(access.user)]
+    ) -> list[dict[str, str]]:
+        """The camera's zones, to pick one to label."""
+        try:
+            return staff(user).zones(camera_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
     @router.get("/cameras/{camera_id}/zones/{zone_id}/labels")
     async def list_labels(
         camera_id: str, zone_id: str, user: Annotated[User, Depends(access.user)]

@@ -3,6 +3,7 @@ import { STRINGS, ZONE_LABEL } from "/static/i18n.js";
 import { TileStream } from "/static/tiles.js";
 import { openManage } from "/static/manage.js";
 import { openEditor } from "/static/editor.js";
+import { openLabels } from "/static/labels.js";
 
 const state = {
   lang: localStorage.getItem("pantau.lang") || null,
@@ -816,6 +817,9 @@ async function boot() {
   manage.hidden = !["supervisor", "admin"].includes(state.me.role);
   manage.addEventListener("click", () => openManage({ el, t, tk, fmtTime, me: state.me,
     cameras: state.cameras, opds: state.opds, kecamatan: state.kecamatan }));
+  const labelStates = $("#label-states");
+  labelStates.hidden = !["supervisor", "admin"].includes(state.me.role);
+  labelStates.addEventListener("click", () => openLabels({ el, t, cameras: state.cameras }));
   const editZones = $("#edit-zones");
   editZones.hidden = state.me.role !== "admin";
   editZones.addEventListener("click", () => openEditor({ el, t, tk, cameras: state.cameras }));
