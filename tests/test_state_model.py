@@ -296,8 +296,17 @@ async def test_labelling_on_the_wall_with_quick_keys(running: Any, browser: Any)
     import asyncio
     import os
 
+    from events.model import ActionKind
     from tests.conftest import wall_page
 
+    for _ in range(120):  # the people clip opens a crowd incident: an operator calls it false
+        found = await running.store.incidents(camera_id="plaza-cam")
+        if found and found[0].snapshot_ref:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail("no crowd incident on the people clip within 60 s")
+    await running.desk.act(found[0].id, ActionKind.FALSE_ALARM, "spv")
     page = await wall_page(browser, running, "supervisor", 1600, 1000)
     await page.click("#label-states")
     dialog = page.locator("dialog#labels[open]")
@@ -320,6 +329,13 @@ async def test_labelling_on_the_wall_with_quick_keys(running: Any, browser: Any)
     await dialog.locator("button[data-version='1']", has_text="✓").wait_for(timeout=10000)
     pointer = running.data_dir / "state_models" / "plaza-cam" / "plaza" / "enabled"
     assert pointer.read_text() == "1"
+    # the false alarm is on the list, its snapshot one click from a "normal" label
+    row = dialog.locator("tr[data-rule='plaza-cam/crowd@plaza']")
+    assert "100% (1/1)" in await row.inner_text()
+    await row.locator(f"button[data-normal='{found[0].id}']").click()
+    # (the zone's normal look: its most-labelled state that is not a wet one)
+    await dialog.locator(".lb-state[data-state=kering]").filter(has_text="(5)").wait_for(
+        timeout=10000)  # fmt: skip
     keep = Path(os.environ.get("PANTAU_TEST_PNG", running.base_dir))
     await page.screenshot(path=str(keep / "labels.png"))
     await page.close()

@@ -89,6 +89,32 @@ export async function openLabels(ctx, pick = {}) {
         : `${t("lb_accuracy")}: ${Math.round(ev.accuracy * 1000) / 10}%`));
   }
 
+  // Rules that cry wolf: shares of false alarms; a flagged rule's latest false alarms, each a
+  // "normal" label of its zone in one click.
+  let honesty = [];
+  async function loadHonesty() {
+    honesty = await call("GET", "/api/false-alarms").catch(() => []);
+  }
+  function falseAlarms() {
+    const pct = (v) => (v == null ? "—" : `${Math.round(v * 100)}%`);
+    const rows = honesty.map((h) => el("tr", { class: h.flagged ? "lb-flagged" : "", dataset: { rule: `${h.camera_id}/${h.rule}` } },
+      el("td", {}, `${(cameras.get(h.camera_id) || { name: h.camera_id }).name} · ${h.rule}`),
+      el("td", {}, `${pct(h.share_7d)} (${h.false_alarms_7d}/${h.incidents_7d})`),
+      el("td", {}, `${pct(h.share_30d)} (${h.false_alarms_30d}/${h.incidents_30d})`),
+      el("td", {}, h.flagged ? el("b", { class: "warn" }, t("lb_flagged")) : "—"),
+      el("td", {}, ...h.examples.map((id) => el("span", { class: "lb-example" },
+        el("img", { src: `/api/incidents/${encodeURIComponent(id)}/snapshot.jpg`, alt: id, loading: "lazy" }),
+        el("button", { class: "btn", type: "button", dataset: { normal: id }, onclick: async () => {
+          try { const made = await call("POST", `/api/incidents/${encodeURIComponent(id)}/label-normal`);
+            say(`${t("lb_labelled")}: ${made.state} (${made.zone_id})`); await load(); } catch (e) { fail(e); }
+        } }, t("lb_as_normal")))))));
+    return el("section", { class: "lb-honesty" }, el("h4", {}, t("lb_false_alarms")),
+      rows.length ? el("table", { class: "manage-table" },
+        el("thead", {}, el("tr", {}, el("th", {}, t("lb_rule")), el("th", {}, "7 hr"), el("th", {}, "30 hr"),
+          el("th", {}, ""), el("th", {}, t("lb_examples")))), el("tbody", {}, ...rows))
+        : el("p", { class: "muted" }, "—"));
+  }
+
   function render() {
     const n = counts();
     const camPick = el("select", { "aria-label": t("cameras") },
@@ -120,7 +146,7 @@ export async function openLabels(ctx, pick = {}) {
             onclick: train }, t("lb_train"))),
           evaluation(),
           versions.length ? el("p", {}, `${t("lb_models")}: `, ...versions) : null)),
-      status, error,
+      status, error, falseAlarms(),
       el("button", { class: "btn close", type: "button", onclick: () => dlg.close() }, t("close")));
   }
 
@@ -132,5 +158,6 @@ export async function openLabels(ctx, pick = {}) {
     if (ev.key === "r" || ev.key === "R") still.src = `/api/cameras/${encodeURIComponent(camera)}/frame.jpg?t=${Date.now()}`;
   };
   if (!dlg.open) dlg.showModal();
+  await loadHonesty();
   await load();
 }
