@@ -385,10 +385,22 @@ function renderHealth() {
       : choppy ? `${t("choppy")} · ${fps.toFixed(1)} fps`
       : st === "online" && fps ? `${tk("camera_state", st)} · ${fps.toFixed(0)} fps` : tk("camera_state", st);
     const where = h && h.worker && state.workers.length ? ` · ${t("on_worker")} ${h.worker}` : "";
+    // A rule of this camera that cries wolf: its share of false alarms (staff see it).
+    const wolf = (state.honesty || []).filter((r) => r.camera_id === cam.id && r.share_7d)
+      .sort((a, b) => b.share_7d - a.share_7d)[0];
     list.append(el("li", { class: cls, dataset: { camera: cam.id, fault: fault ? fault.kind : choppy ? "choppy" : "" } },
       el("span", { class: "dot" }), el("span", { class: "name" }, cam.name),
-      el("span", { class: "st" }, what + where)));
+      el("span", { class: "st" }, what + where),
+      wolf ? el("span", { class: `fa-share${wolf.flagged ? " warn" : ""}`, dataset: { rule: wolf.rule },
+        title: `${wolf.rule}: ${wolf.false_alarms_7d}/${wolf.incidents_7d}` },
+      ` · ${t("fa_short")} ${Math.round(wolf.share_7d * 100)}%`) : null));
   }
+}
+
+async function loadHonesty() {
+  if (!state.me || !["operator", "supervisor", "admin", "viewer"].includes(state.me.role)) return;
+  state.honesty = await getJson("/api/false-alarms", []);
+  renderHealth();
 }
 
 function ago(iso) {
@@ -842,6 +854,7 @@ async function boot() {
   loadScores(); setInterval(loadScores, 60000);
   loadDuty(); setInterval(loadDuty, 60000);  // shifts change on the minute
   loadReport(); setInterval(loadReport, 3600000);
+  loadHonesty(); setInterval(loadHonesty, 300000);
   loadWorkers();
   applyLanguage();
   tick(); setInterval(tick, 1000);
