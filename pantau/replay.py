@@ -21,7 +21,7 @@ from typing import Any
 import av
 import numpy as np
 
-from analytics.config import CrowdRule, FloodRule, TamperRule, TrafficRule
+from analytics.config import CrowdRule, FloodRule, StateRule, TamperRule, TrafficRule
 from analytics.detector import Detector
 from analytics.engine import CameraAnalytics, CameraPlace
 from events.model import Observation, ObservationPhase
@@ -100,6 +100,11 @@ def rule_reports(camera: Camera) -> list[RuleReport]:
     for i, f in enumerate(flood):
         out.append(RuleReport(f"flood-{i}", "flood", f.zone, "flooded share", f.level,
                               f.for_s, f.clear_after_s, f.cooldown_s))  # fmt: skip
+    states = [r for r in camera.rules if isinstance(r, StateRule)]
+    for i, st in enumerate(states):
+        what = f"P({st.state})"
+        out.append(RuleReport(f"state-{i}", "state", st.zone, what, st.min_probability,
+                              st.for_s, st.clear_after_s, st.cooldown_s))  # fmt: skip
     tamper = next((r for r in camera.rules if isinstance(r, TamperRule)), None)
     if tamper is not None:
         out.append(RuleReport("tamper", "tamper", None, "similarity (below: camera moved)",
@@ -155,9 +160,11 @@ def _frames(clips: list[Clip], fps: float, start: datetime, end: datetime | None
 
 async def replay(
     config: PantauConfig, camera_id: str, clips: list[Clip], start: datetime | None = None,
-    end: datetime | None = None,
+    end: datetime | None = None, state_models: Path | None = None,
 ) -> ReplayReport:  # fmt: skip
-    """`start`..`end`: the part of the clips to run (default: all of them)."""
+    """`start`..`end`: the part of the clips to run (default: all of them). `state_models`:
+    the site's trained zone-state models, so state rules (and flood rules on a model) replay
+    as they run."""
     camera = next((c for c in config.cameras if c.id == camera_id), None)
     if camera is None:
         raise KeyError(f"no camera {camera_id!r} in the file")
@@ -199,7 +206,7 @@ async def replay(
     engine = CameraAnalytics(
         place, camera.zones, camera.rules, detector, publish, None,
         detect_fps=camera.detect_fps, motion=config.motion, lines=camera.lines,
-        detect_size=camera.detect_size,
+        detect_size=camera.detect_size, state_models=state_models,
     )  # fmt: skip
     engine.probe = probe
     began = time.monotonic()

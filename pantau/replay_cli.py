@@ -71,7 +71,8 @@ def cmd_replay(args: argparse.Namespace, config: PantauConfig) -> int:
     except (FileNotFoundError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_BAD_INPUT
-    report = asyncio.run(replay(config, args.camera, clips, begin, end))
+    models = base / config.storage.data_dir / "state_models"
+    report = asyncio.run(replay(config, args.camera, clips, begin, end, models))
     out = Path(args.out or f"replay-{args.camera}.png")
     marks = draw(report, out)
     sys.stdout.write("".join(f"{line}\n" for line in lines(report, zone)))

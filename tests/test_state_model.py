@@ -342,3 +342,44 @@ async def test_labelling_on_the_wall_with_quick_keys(running: Any, browser: Any)
     keep = Path(os.environ.get("PANTAU_TEST_PNG", running.base_dir))
     await page.screenshot(path=str(keep / "labels.png"))
     await page.close()
+
+
+@pytest.mark.slow
+def test_replay_runs_the_state_rule_on_the_enabled_model(
+    clip: list[tuple[float, np.ndarray]], tmp_path: Path, assets: Path, model_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from analytics.state_model import enable
+    from tests.conftest import REPO
+
+    train(labelled(clip), "gudang", "lantai").save(tmp_path / "var" / "state_models")
+    enable(tmp_path / "var" / "state_models", "gudang", "lantai", 1)
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        f"storage: {{data_dir: var}}\ndetector: {{model: {model_path}}}\n"
+        "cameras:\n  - id: gudang\n    name: Gudang\n    url: rtsp://127.0.0.1:1/x\n"
+        "    detect_fps: 2\n    zones:\n      - {id: lantai, points: "
+        f"{[list(p) for p in FLOOR.points]}}}\n"
+        "    rules:\n      - {type: state, zone: lantai, state: banjir, for: 3, "
+        "check_every_s: 0.5}\n      - {type: flood, zone: lantai, for: 3}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "replay.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pantau.cli", "replay", str(config),
+         str(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4"), "--camera", "gudang",
+         "--out", str(tmp_path / "chart.png"), "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    rules = {r["key"]: r for r in report["rules"]}
+    (state,) = rules["state-0"]["incidents"]
+    (flood,) = rules["flood-0"]["incidents"]  # the flood rule on the model too
+    assert 14 <= state["opened_s"] <= 16.5 and 14 <= flood["opened_s"] <= 16.5
+    series = report["series"]["state-0"]
+    assert max(v for v in series if v is not None) > 0.9
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
