@@ -35,18 +35,27 @@ Floats = npt.NDArray[np.float64]
 
 
 # ---- the crop and its features -------------------------------------------------------------
-def crop(frame: Image, zone: Zone) -> tuple[Image, npt.NDArray[np.uint8]]:
-    """The zone's bounding box, resized to SIDE x SIDE, and the polygon's mask in it."""
+def zone_box(frame: Image, zone: Zone) -> tuple[Image, Floats]:
+    """The zone's bounding box cut out of the frame, and the polygon in the box's pixels."""
     h, w = frame.shape[:2]
     poly = ZoneShape.for_frame(zone, w, h).polygon.reshape(-1, 2)
     x0, y0 = np.floor(poly.min(axis=0)).astype(int).clip(0, [w - 1, h - 1])
     x1, y1 = np.ceil(poly.max(axis=0)).astype(int).clip(1, [w, h])
-    box = frame[y0:y1, x0:x1]
+    return frame[y0:y1, x0:x1], np.asarray(poly - [x0, y0], np.float64)
+
+
+def to_side(box: Image, polygon: Floats) -> tuple[Image, npt.NDArray[np.uint8]]:
+    """A zone's box resized to SIDE x SIDE, and the polygon's mask at that size."""
     mask = np.zeros(box.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(poly - [x0, y0]).astype(np.int32)], 255)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 255)
     patch = np.asarray(cv2.resize(box, (SIDE, SIDE), interpolation=cv2.INTER_AREA), np.uint8)
     shape = np.asarray(cv2.resize(mask, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST), np.uint8)
     return patch, shape
+
+
+def crop(frame: Image, zone: Zone) -> tuple[Image, npt.NDArray[np.uint8]]:
+    """The zone's bounding box, resized to SIDE x SIDE, and the polygon's mask in it."""
+    return to_side(*zone_box(frame, zone))
 
 
 def features(patch: Image, mask: npt.NDArray[np.uint8]) -> Floats:

@@ -16,8 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.config import Zone
-from analytics.state_model import SIDE, Label
-from analytics.zones import ZoneShape
+from analytics.state_model import Label, to_side, zone_box
 from events.model import new_id
 from events.store import Store
 
@@ -48,12 +47,7 @@ class StateLabels:
     ) -> StateLabel:  # fmt: skip
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}")
-        h, w = frame.shape[:2]
-        poly = ZoneShape.for_frame(zone, w, h).polygon.reshape(-1, 2)
-        x0, y0 = np.floor(poly.min(axis=0)).astype(int).clip(0, [w - 1, h - 1])
-        x1, y1 = np.ceil(poly.max(axis=0)).astype(int).clip(1, [w, h])
-        box = frame[y0:y1, x0:x1]
-        local = (poly - [x0, y0]).tolist()  # the polygon in the crop's pixels
+        box, local = zone_box(frame, zone)  # the polygon in the crop's pixels
         label = StateLabel(new_id("lbl"), camera_id, zone.id, state, taken_at, source, ref, by,
                            datetime.now(UTC))  # fmt: skip
         ok, jpeg = cv2.imencode(".jpg", box, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -64,7 +58,7 @@ class StateLabels:
             "INSERT INTO state_labels(id, camera_id, zone_id, state, taken_at, source, ref, "
             "polygon, labelled_by, labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (label.id, camera_id, zone.id, state, taken_at.astimezone(UTC).isoformat(), source,
-             ref, json.dumps(local), by, label.labelled_at.isoformat()),
+             ref, json.dumps(local.tolist()), by, label.labelled_at.isoformat()),
         )  # fmt: skip
         return label
 
@@ -111,13 +105,8 @@ class StateLabels:
             box = cv2.imread(str(self.folder / f"{label_id}.jpg"))
             if box is None:
                 continue  # its crop was deleted by hand: skip, do not fail the training
-            h, w = box.shape[:2]
-            mask = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(mask, [np.round(np.array(json.loads(str(polygon)))).astype(np.int32)], 255)
-            patch = np.asarray(cv2.resize(box, (SIDE, SIDE), interpolation=cv2.INTER_AREA),
-                               np.uint8)  # fmt: skip
-            shape = np.asarray(cv2.resize(mask, (SIDE, SIDE), interpolation=cv2.INTER_NEAREST),
-                               np.uint8)  # fmt: skip
+            patch, shape = to_side(np.asarray(box, np.uint8),
+                                   np.array(json.loads(str(polygon)), np.float64))  # fmt: skip
             at = datetime.fromisoformat(str(taken_at)).timestamp()
             out.append(Label(str(state), at, patch, shape))
         return out
