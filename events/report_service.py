@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import smtplib
-import ssl
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from email.message import EmailMessage
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from events.config import WEEKDAYS, ReportConfig, Smtp
 from events.model import utcnow
+from events.notify.channels import send_mail
 from events.report import WeeklyReport, build, previous_week, week_bounds
 from events.store import Store
 
@@ -71,6 +71,9 @@ class Reports:
 
     async def make(self, week: str) -> Path:
         """Build the week's report and keep it (PDF and JSON); returns the PDF."""
+        return (await self._make(week))[0]
+
+    async def _make(self, week: str) -> tuple[Path, WeeklyReport]:
         from events.report_pdf import write_pdf  # matplotlib: only when a report is made
 
         report = await self.figures(week)
@@ -79,7 +82,7 @@ class Reports:
         doc = json.dumps(report.as_dict(), default=str, ensure_ascii=False, indent=1)
         await asyncio.to_thread(path.with_suffix(".json").write_text, doc, "utf-8")
         log.info("weekly report %s made: %s", week, path)
-        return path
+        return path, report
 
     # ---- the schedule -----------------------------------------------------------------------
     def due(self, now: datetime) -> str | None:
@@ -104,8 +107,9 @@ class Reports:
             if week is None:
                 return None
             path, did = self.pdf_path(week), False
+            report: WeeklyReport | None = None
             if not path.is_file():
-                await self.make(week)
+                path, report = await self._make(week)
                 did = True
             marker = path.with_suffix(".mailed")
             if self.config.recipients and not marker.is_file():
@@ -113,7 +117,7 @@ class Reports:
                     if did:
                         log.error("weekly report %s not mailed: notify.smtp is not set up", week)
                     return week if did else None
-                report = await self.figures(week)
+                report = report or await self.figures(week)
                 if await asyncio.to_thread(self._mail, report, path):
                     marker.write_text(self.now().isoformat(), encoding="utf-8")
                 did = True
@@ -161,22 +165,9 @@ class Reports:
         return msg
 
     def _mail(self, report: WeeklyReport, pdf: Path) -> bool:
-        cfg = self.smtp
-        assert cfg is not None
-        message = self.message(report, pdf)
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        try:  # connecting is the first thing that fails when the mail server is away
-            if cfg.ssl:
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
-            else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
-            with smtp:
-                if cfg.starttls and not cfg.ssl:
-                    smtp.starttls(context=context)
-                if cfg.username:
-                    smtp.login(cfg.username, cfg.password or "")
-                smtp.send_message(message)
+        assert self.smtp is not None
+        try:
+            send_mail(self.smtp, self.message(report, pdf))
         except (OSError, smtplib.SMTPException) as exc:
             # The PDF is kept (leaders can download it from the wall); tried again next minute.
             log.error("weekly report %s not mailed: %s", report.week, exc)

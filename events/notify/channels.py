@@ -121,16 +121,21 @@ class EmailChannel:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def _send_blocking(self, message: EmailMessage) -> None:
-        cfg = self.smtp
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if cfg.ssl:
-            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
-        else:
-            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
-        with smtp:
-            if cfg.starttls and not cfg.ssl:
-                smtp.starttls(context=context)
-            if cfg.username:
-                smtp.login(cfg.username, cfg.password or "")
-            smtp.send_message(message)
+        send_mail(self.smtp, message)
+
+
+def send_mail(cfg: Smtp, message: EmailMessage) -> None:
+    """One message over SMTP (implicit TLS or STARTTLS, login when configured). Blocks: run it
+    on a worker thread. Raises OSError or smtplib.SMTPException when it did not go."""
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if cfg.ssl:
+        smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
+    else:
+        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+    with smtp:
+        if cfg.starttls and not cfg.ssl:
+            smtp.starttls(context=context)
+        if cfg.username:
+            smtp.login(cfg.username, cfg.password or "")
+        smtp.send_message(message)
