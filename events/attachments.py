@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from events.files import write_atomic
 from events.model import new_id
 from events.store import Store
 
@@ -37,7 +38,7 @@ class Attachments:
             raise ValueError(f"not an accepted picture type: {content_type}")
         att = Attachment(new_id("att"), incident_id, name or f"foto{TYPES[content_type]}",
                          content_type, len(data), added_by, datetime.now(UTC))  # fmt: skip
-        await asyncio.to_thread(self._write, self.path(att), data)
+        await asyncio.to_thread(write_atomic, self.path(att), data)
         await self.store.execute(
             "INSERT INTO attachments(id, incident_id, name, content_type, size, added_by, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -66,10 +67,3 @@ class Attachments:
             )
             for r in rows
         ]
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from events.bus import Bus
+from events.files import write_atomic
 from events.model import AnyEvent, Observation, WorkerStatus
 from events.redis_bus import retrying
 from pantau.camera_watch import CameraWatch
@@ -98,11 +99,4 @@ class ServerFleet:
                         obs.camera_id, obs.id, name)  # fmt: skip
             return
         blob = data if isinstance(data, bytes) else data.encode()
-        await asyncio.to_thread(_write, self.snapshot_dir / name, blob)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+        await asyncio.to_thread(write_atomic, self.snapshot_dir / name, blob)

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from analytics.config import Zone
 from analytics.state_model import Label, to_side, zone_box
+from events.files import write_atomic
 from events.model import new_id
 from events.store import Store
 
@@ -53,7 +54,7 @@ class StateLabels:
         ok, jpeg = cv2.imencode(".jpg", box, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise ValueError("the picture could not be encoded")
-        await asyncio.to_thread(self._write, self.folder / f"{label.id}.jpg", jpeg.tobytes())
+        await asyncio.to_thread(write_atomic, self.folder / f"{label.id}.jpg", jpeg.tobytes())
         await self.store.execute(
             "INSERT INTO state_labels(id, camera_id, zone_id, state, taken_at, source, ref, "
             "polygon, labelled_by, labelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,10 +111,3 @@ class StateLabels:
             at = datetime.fromisoformat(str(taken_at)).timestamp()
             out.append(Label(str(state), at, patch, shape))
         return out
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
