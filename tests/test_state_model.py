@@ -37,6 +37,15 @@ def clip(assets: Path) -> list[tuple[float, np.ndarray]]:
     return frames
 
 
+def gudang_yaml() -> str:
+    """A site of one camera, gudang, whose zone lantai is the flood clip's floor."""
+    return (
+        "storage: {data_dir: var}\ncameras:\n  - id: gudang\n    name: Gudang\n"
+        "    url: rtsp://127.0.0.1:1/x\n    zones:\n      - {id: lantai, points: "
+        f"{[list(p) for p in FLOOR.points]}}}\n"
+    )
+
+
 def labelled(frames: list[tuple[float, np.ndarray]]) -> list[Label]:
     # What an operator labels: the dry floor of the opening seconds, and the flooded floor
     # once the water covers it (from ~12 s); the rising water in between is left unlabelled.
@@ -139,12 +148,7 @@ async def test_pantau_train_trains_on_stored_labels_and_reports_held_back_accura
     from tests.conftest import REPO
 
     config = tmp_path / "cameras.yaml"
-    config.write_text(
-        "storage: {data_dir: var}\ncameras:\n  - id: gudang\n    name: Gudang\n"
-        "    url: rtsp://127.0.0.1:1/x\n    zones:\n      - {id: lantai, points: "
-        f"{[list(p) for p in FLOOR.points]}}}\n",
-        encoding="utf-8",
-    )
+    config.write_text(gudang_yaml(), encoding="utf-8")
     store = Store(tmp_path / "var" / "pantau.db")
     await store.open()
     labels = StateLabels(store, tmp_path / "var" / "state_labels")
@@ -206,12 +210,7 @@ async def test_labelling_and_training_from_the_wall(
     from wallboard.live import LiveFrames
 
     config = tmp_path / "cameras.yaml"
-    config.write_text(
-        "storage: {data_dir: var}\ncameras:\n  - id: gudang\n    name: Gudang\n"
-        "    url: rtsp://127.0.0.1:1/x\n    zones:\n      - {id: lantai, points: "
-        f"{[list(p) for p in FLOOR.points]}}}\n",
-        encoding="utf-8",
-    )
+    config.write_text(gudang_yaml(), encoding="utf-8")
     site = load(config)
     store = Store(tmp_path / "var" / "pantau.db")
     await store.open()

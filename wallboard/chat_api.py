@@ -3,6 +3,7 @@ their OPD contact (the officer sends `/start CODE` to the bot); WhatsApp's webho
 it with the app secret) and a local chat gateway's replies (signed like Pantau's webhooks) come
 in here without a login: their signature is the credential, and a bad one changes nothing."""
 
+import hmac
 import json
 import time
 from datetime import datetime
@@ -164,8 +165,6 @@ _HUB = {"WWW-Authenticate": 'HMAC realm="X-Hub-Signature-256"'}
 
 
 def _same(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -139,12 +139,14 @@ class TelegramBot:
         return path.read_bytes() if path.is_file() else None
 
     # ---- in -----------------------------------------------------------------------------
+    def _refuse(self, user_id: int, username: str | None) -> None:
+        self.refused += 1
+        log.warning("telegram user=%s (@%s) refused: not a contact of any OPD", user_id, username)
+
     async def _on_button(self, query: CallbackQuery) -> None:
         user = self.links.user("telegram", str(query.from_user.id))
         if user is None:
-            self.refused += 1
-            log.warning("telegram user=%s (@%s) refused: not a contact of any OPD",
-                        query.from_user.id, query.from_user.username)  # fmt: skip
+            self._refuse(query.from_user.id, query.from_user.username)
             await query.answer(_fit(REFUSED, 200), show_alert=True)
             return
         action, _, incident_id = (query.data or "").partition(":")
@@ -177,9 +179,7 @@ class TelegramBot:
             return
         user = self.links.user("telegram", str(sender.id))
         if user is None:
-            self.refused += 1
-            log.warning("telegram user=%s (@%s) refused: not a contact of any OPD",
-                        sender.id, sender.username)  # fmt: skip
+            self._refuse(sender.id, sender.username)
             await message.reply(REFUSED)
             return
         quoted = message.reply_to_message
