@@ -369,6 +369,7 @@ class EventType(StrEnum):
     OBSERVATION = "observation"
     CLIP_REQUEST = "clip.request"
     CONFIG_CHANGED = "config.changed"
+    STATE_MODEL_CHANGED = "state_model.changed"
 
 
 class IncidentEvent(Message):
@@ -439,6 +440,19 @@ class ConfigChangedEvent(Message):
     cameras: list[str] = []  # the cameras whose settings changed
 
 
+class StateModelChangedEvent(Message):
+    """A camera zone's state model was enabled (version) or disabled (None) on the server:
+    workers that hold the camera take its models from Redis (never from the event)."""
+
+    type: Literal[EventType.STATE_MODEL_CHANGED] = EventType.STATE_MODEL_CHANGED
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    at: UtcDatetime = Field(default_factory=utcnow)
+    camera_id: str
+    zone_id: str
+    version: int | None
+    by: str
+
+
 class ReloadResult(BaseModel):
     """What a reload of cameras.yaml answered (`pantau reload`, SIGHUP, the API, the editor)."""
 
@@ -476,6 +490,7 @@ AnyEvent = (
     | ObservationEvent
     | ClipRequestEvent
     | ConfigChangedEvent
+    | StateModelChangedEvent
 )
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 _event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)

@@ -13,9 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
+import numpy.typing as npt
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -114,6 +118,38 @@ class RemoteMedia:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+    # ---- recordings -----------------------------------------------------------------------
+    async def recorded(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+        """A frame of the camera's recordings at `at`, from whichever worker box recorded it
+        then (a camera moves between boxes: the one holding it now is asked first).
+        FileNotFoundError when every running worker says it has none; LiveError 503 when one
+        that might have it does not answer."""
+        owner = (await self.leases.owners([camera_id]))[camera_id]
+        running = [w for w in (await self.workers()).values()
+                   if w.state == WorkerState.RUNNING and w.media_url]  # fmt: skip
+        running.sort(key=lambda w: (owner is None or w.name != owner.worker, w.name))
+        path = f"/media/cameras/{camera_id}/recorded.jpg"
+        unanswered: list[str] = []
+        for worker in running:
+            try:
+                reply = await self.client.get(f"{worker.media_url}{path}",
+                                              params={"at": at.isoformat()},
+                                              headers=self._headers("GET", path))  # fmt: skip
+            except httpx.HTTPError as exc:
+                unanswered.append(f"{worker.name} ({exc})")
+                continue
+            if reply.status_code == 200:
+                image = cv2.imdecode(np.frombuffer(reply.content, np.uint8), cv2.IMREAD_COLOR)
+                if image is not None:
+                    return np.asarray(image, np.uint8)
+            elif reply.status_code != 404:
+                unanswered.append(f"{worker.name} ({reply.status_code} {_reason(reply)})")
+        if unanswered:
+            raise LiveError(503, f"no recording of {camera_id} at {at.isoformat()} found; "
+                                 f"not answering: {', '.join(unanswered)}")  # fmt: skip
+        raise FileNotFoundError(f"no worker box has a recording of {camera_id} at "
+                                f"{at.isoformat()}")  # fmt: skip
 
     # ---- clips ---------------------------------------------------------------------------
     async def download_clip(self, clip: ClipRef, dest: Path) -> None:

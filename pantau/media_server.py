@@ -1,4 +1,5 @@
-"""A worker's media endpoint: stills, MJPEG, WebRTC answers and clips of the cameras it holds.
+"""A worker's media endpoint: stills, MJPEG, WebRTC answers and clips of the cameras it holds,
+and frames of what it recorded (labelling).
 
 Browsers never talk to it. The server (which logs users in) signs each request with the site's
 media key from Redis (HMAC-SHA256 over method, path and an expiry a minute ahead) and proxies
@@ -9,17 +10,21 @@ An unsigned, expired or altered request gets 401 and nothing else.
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures.
 
+import asyncio
 import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
+import cv2
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from pantau.recorded_still import frame_at
 from wallboard.live import BOUNDARY, LiveFrames
 from wallboard.webrtc import LiveError, LiveVideo
 
@@ -56,6 +61,7 @@ def media_app(
     holds: Callable[[str], bool],
     clip_dir: Path,
     mjpeg_fps: float = 5.0,
+    recordings_dir: Path | None = None,
 ) -> FastAPI:
     app = FastAPI(title=f"Pantau worker {worker} media", openapi_url=None)
 
@@ -100,6 +106,23 @@ def media_app(
         except LiveError as exc:
             raise HTTPException(exc.status, exc.reason) from exc
         return SdpMessage(sdp=sdp, type="answer")
+
+    @app.get("/media/cameras/{camera_id}/recorded.jpg")
+    async def recorded(camera_id: str, at: datetime) -> Response:
+        """A frame of this box's recordings of the camera at `at` (labelling from recordings):
+        whether or not the box holds the camera now."""
+        if recordings_dir is None:
+            raise HTTPException(404, f"worker {worker} records nothing")
+        if at.tzinfo is None:
+            raise HTTPException(422, "at needs a time zone")
+        try:
+            image = await asyncio.to_thread(frame_at, recordings_dir, camera_id, at)
+        except FileNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise HTTPException(500, "the frame could not be encoded")
+        return Response(jpeg.tobytes(), media_type="image/jpeg")
 
     @app.get("/media/clips/{name}")
     async def clip(name: str) -> FileResponse:

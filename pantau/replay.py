@@ -123,7 +123,12 @@ class Clip:
 def recordings(config: PantauConfig, base_dir: Path, camera_id: str, start: datetime,
                end: datetime) -> list[Clip]:  # fmt: skip
     """The camera's recorded segments that overlap [start, end], oldest first."""
-    data = (base_dir / config.storage.data_dir).resolve() / config.recording.dir
+    folder = (base_dir / config.storage.data_dir).resolve() / config.recording.dir
+    return recordings_in(folder, camera_id, start, end)
+
+
+def recordings_in(data: Path, camera_id: str, start: datetime, end: datetime) -> list[Clip]:
+    """The same from a recordings folder (its segments.db), e.g. a worker box's own."""
     index_path = data / "segments.db"
     if not index_path.is_file():
         raise FileNotFoundError(f"no recordings at {data} (is the camera recorded?)")

@@ -15,8 +15,12 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
 
 from analytics.engine import local_snapshots
 from events.api_keys import ApiKeys
@@ -48,6 +52,7 @@ from pantau.disk_watch import DiskWatch
 from pantau.heap import HeapKeeper
 from pantau.loop_monitor import LoopMonitor
 from pantau.memory_trace import MemoryTrace
+from pantau.recorded_still import frame_at
 from pantau.reloader import ConfigSource, ReloadResult, digest, running_config
 from pantau.replay_jobs import ReplayJobs
 from pantau.rtsp_server import RtspTestServer
@@ -120,7 +125,9 @@ class Runtime:
             )
         self.fleet: ServerFleet | None = None
         if self.role == "server":
-            self.fleet = ServerFleet(self.config, self.bus, self.snapshot_dir)
+            self.fleet = ServerFleet(
+                self.config, self.bus, self.snapshot_dir, self.data_dir / STATE_MODELS
+            )
             self.feed = DeskFeed(self.desk, self.bus, self.fleet.fetch_snapshot)
             self.desk.fence = self.fleet.fence
         self.dispatcher = Dispatcher(
@@ -461,17 +468,7 @@ class Runtime:
             reports=self.reports,
             false_alarm_share=self.config.false_alarms.flag_share,
             false_alarm_min=self.config.false_alarms.min_incidents,
-            labelling=Labelling(
-                lambda: self.config,
-                self.base_dir,
-                self.data_dir,
-                self.store,
-                LiveFrames(self.host).jpeg if self.host else self.fleet.media.jpeg,  # type: ignore[union-attr]
-                self.snapshot_dir,
-                self.data_dir / STATE_MODELS,
-                self.host is not None,
-                self.host.reload_models if self.host is not None else None,
-            ),
+            labelling=self._labelling(),
         )
         server = self.config.server
         tls = None
@@ -491,6 +488,23 @@ class Runtime:
         )
         scheme = "https" if tls else "http"
         log.info("wallboard on %s://%s:%d/", scheme, server.host, self.web_port)
+
+    def _labelling(self) -> Labelling:
+        """One process: stills, recordings and models are here. Scaled out: the still and
+        the recordings come from the workers, and an enabled model goes to them."""
+        models = self.data_dir / STATE_MODELS
+        common = (lambda: self.config, self.base_dir, self.data_dir, self.store)
+        if self.host is not None:
+            recordings = self.data_dir / self.config.recording.dir
+
+            async def recorded(camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+                return await asyncio.to_thread(frame_at, recordings, camera_id, at)
+
+            return Labelling(*common, LiveFrames(self.host).jpeg, self.snapshot_dir, models,
+                             recorded, reload_models=self.host.reload_models)  # fmt: skip
+        assert self.fleet is not None
+        return Labelling(*common, self.fleet.media.jpeg, self.snapshot_dir, models,
+                         self.fleet.media.recorded, share=self.fleet.share_model)  # fmt: skip
 
     async def stop(self) -> None:
         if self.control is not None:

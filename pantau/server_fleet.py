@@ -13,13 +13,14 @@ import redis.asyncio as aioredis
 
 from events.bus import Bus
 from events.files import write_atomic
-from events.model import AnyEvent, Observation, WorkerStatus
+from events.model import AnyEvent, Observation, StateModelChangedEvent, WorkerStatus
 from events.redis_bus import retrying
 from pantau.camera_watch import CameraWatch
 from pantau.config import PantauConfig
 from pantau.fleet import Registry
 from pantau.leases import CameraLeases
 from pantau.media_proxy import RemoteMedia
+from pantau.model_shelf import ModelShelf
 from pantau.worker_role import CONFIG_KEY, SNAPSHOT
 from wallboard.hub import Hub
 from wallboard.webrtc import LiveError
@@ -28,14 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class ServerFleet:
-    def __init__(self, config: PantauConfig, bus: Bus, snapshot_dir: Path) -> None:
+    def __init__(self, config: PantauConfig, bus: Bus, snapshot_dir: Path, models: Path) -> None:
         self.config = config
         self.bus = bus
         self.snapshot_dir = snapshot_dir
+        self.models = models  # the server's state_models folder: what workers get
         self.redis: aioredis.Redis = aioredis.Redis.from_url(
             config.bus, socket_connect_timeout=2, socket_timeout=5
         )
         self.leases = CameraLeases(self.redis)
+        self.shelf = ModelShelf(self.redis)
         self.registry = Registry(self.redis, config.fleet.heartbeat_s)
         self.watch = CameraWatch(
             config.cameras, config.fleet, self.leases, self.registry, self._publish
@@ -54,6 +57,8 @@ class ServerFleet:
     async def start(self, hub: Hub) -> None:
         secret = await self.registry.media_secret()
         self._media = RemoteMedia(self.leases, self.registry, secret)
+        shared = await self.shelf.share_all(self.models, [c.id for c in self.config.cameras])
+        log.info("%d enabled state model(s) shared with the workers", shared)
         self.watch.hub = hub
         self._task = asyncio.create_task(self.watch.run(), name="fleet-watch")
 
@@ -74,6 +79,15 @@ class ServerFleet:
 
     async def share_config(self, text: str) -> None:
         await retrying(f"SET {CONFIG_KEY}", lambda: self.redis.set(CONFIG_KEY, text))
+
+    async def share_model(self, camera_id: str, zone_id: str, version: int | None,
+                          by: str) -> None:  # fmt: skip
+        """A model enabled (or disabled) here: into Redis, then the camera's worker is told."""
+        await self.shelf.put(self.models, camera_id, zone_id, version)
+        await self.bus.publish(StateModelChangedEvent(camera_id=camera_id, zone_id=zone_id,
+                                                      version=version, by=by))  # fmt: skip
+        log.info("camera=%s zone=%s state model %s by %s, shared with the workers", camera_id,
+                 zone_id, f"v{version} enabled" if version else "disabled", by)  # fmt: skip
 
     async def fence(self, camera_id: str) -> int | None:
         """The desk's fence check waits out a Redis restart: an observation that the desk

@@ -1,14 +1,15 @@
 """What the wall's labelling asks of the site: a picture of a camera's zone, from the camera
-now (its still: here or from its worker), from its recordings at a chosen time (one process:
-the recordings are here), or from an incident's snapshot, stored as a label; training; enabling
-a model version. The wall only sees this through wallboard.deps.StateLabelling."""
+now (its still: here or from its worker), from its recordings at a chosen time (here, or from
+the worker boxes that recorded it), or from an incident's snapshot, stored as a label;
+training; enabling or disabling a model version (scaled out, the workers get it through
+Redis). The wall only sees this through wallboard.deps.StateLabelling."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from analytics.state_model import enable, enabled
+from analytics.state_model import disable, enable, enabled
 from events.store import Store
 from pantau.config import PantauConfig
-from pantau.replay import _frames, recordings
 from pantau.state_labels import StateLabels
 from pantau.state_training import StateTraining, as_dict
 
 Still = Callable[[str], Awaitable[tuple[int, bytes] | None]]
+Recorded = Callable[[str, datetime], Awaitable[npt.NDArray[np.uint8]]]  # FileNotFoundError: none
+Shared = Callable[[str, str, int | None, str], Awaitable[None]]  # camera, zone, version, by
 
 
 WET = ("banjir", "tergenang", "genangan")  # never chosen as a zone's normal look
@@ -40,11 +42,22 @@ def _decode(data: bytes) -> npt.NDArray[np.uint8]:
     return np.asarray(image, np.uint8)
 
 
+def _when(ref: str | None) -> datetime:
+    try:
+        at = datetime.fromisoformat(ref or "")
+    except ValueError as exc:
+        raise LabelError("a recording label needs ref = an ISO time with a zone") from exc
+    if at.tzinfo is None:
+        raise LabelError("a recording label needs ref = an ISO time with a zone")
+    return at
+
+
 class Labelling:
     def __init__(
         self, config: Callable[[], PantauConfig], base_dir: Path, data_dir: Path, store: Store,
-        still: Still, snapshot_dir: Path, models: Path, recordings_here: bool,
+        still: Still, snapshot_dir: Path, models: Path, recorded: Recorded,
         reload_models: Callable[[str], dict[str, str]] | None = None,
+        share: Shared | None = None,
     ) -> None:  # fmt: skip
         self._config = config
         self.base_dir = base_dir
@@ -52,8 +65,9 @@ class Labelling:
         self.still = still
         self.snapshot_dir = snapshot_dir
         self.models = models
-        self.recordings_here = recordings_here
+        self.recorded = recorded
         self.reload_models = reload_models  # one process: the running camera takes it now
+        self.share = share  # scaled out: to the workers, whose cameras take it from Redis
         self.labels = StateLabels(store, data_dir / "state_labels")
 
     def _training(self) -> StateTraining:
@@ -79,30 +93,28 @@ class Labelling:
             frame = _decode(await asyncio.to_thread(path.read_bytes))
             taken_at = incident.started_at
         elif source == "recording":
-            if not self.recordings_here:
-                raise LabelError("recordings are on the worker boxes: label from the camera now "
-                                 "or from an incident")  # fmt: skip
-            try:
-                taken_at = datetime.fromisoformat(ref or "")
-            except ValueError as exc:
-                raise LabelError("a recording label needs ref = an ISO time with a zone") from exc
-            if taken_at.tzinfo is None:
-                raise LabelError("a recording label needs ref = an ISO time with a zone")
-            frame = await asyncio.to_thread(self._recorded, camera_id, taken_at)
+            taken_at = _when(ref)
+            frame = await self.recorded_frame(camera_id, taken_at)
         else:
             raise LabelError(f"unknown source {source!r} (live, recording, incident)")
         made = await self.labels.add(camera_id, zone, state, frame, taken_at, source, ref, by)
         return asdict(made)
 
-    def _recorded(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+    async def recorded_frame(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+        if not any(c.id == camera_id for c in self._config().cameras):
+            raise LookupError(f"no camera {camera_id!r}")
         try:
-            clips = recordings(self._config(), self.base_dir, camera_id, at,
-                               at + timedelta(seconds=2))  # fmt: skip
+            return await self.recorded(camera_id, at)
         except FileNotFoundError as exc:
             raise LabelError(str(exc)) from exc
-        for _, image in _frames(clips, 1.0, at, at + timedelta(seconds=2)):
-            return np.asarray(image, np.uint8)
-        raise LabelError(f"no frame of {camera_id} recorded at {at.isoformat()}")
+
+    async def recorded_jpeg(self, camera_id: str, at: datetime) -> bytes:
+        """What a recording label at `at` would crop from (the dialog shows it first)."""
+        frame = await self.recorded_frame(camera_id, at)
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise LabelError("the frame could not be encoded")
+        return bytes(jpeg.tobytes())
 
     async def label_normal(self, incident_id: str, state: str | None, by: str) -> dict[str, Any]:
         """A false alarm's snapshot as an example of the zone's normal look, in one click: the
@@ -122,11 +134,12 @@ class Labelling:
         return await self.label(incident.camera_id, incident.zone_id, state, "incident",
                                 incident.id, by)  # fmt: skip
 
-    def zones(self, camera_id: str) -> list[dict[str, str]]:
+    def zones(self, camera_id: str) -> list[dict[str, Any]]:
         camera = next((c for c in self._config().cameras if c.id == camera_id), None)
         if camera is None:
             raise LookupError(f"no camera {camera_id!r}")
-        return [{"id": z.id, "name": z.name or z.id} for z in camera.zones]
+        return [{"id": z.id, "name": z.name or z.id, "points": [list(p) for p in z.points]}
+                for z in camera.zones]  # fmt: skip
 
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]:
         self._training().zone(camera_id, zone_id)
@@ -147,12 +160,20 @@ class Labelling:
     async def train(self, camera_id: str, zone_id: str) -> dict[str, Any]:
         return as_dict(await self._training().train(camera_id, zone_id))
 
-    async def enable(self, camera_id: str, zone_id: str, version: int) -> dict[str, str]:
-        """Let the camera's rules use this version; returns zone -> method now in use (empty
-        where the camera runs on a worker box: it takes models when it starts)."""
+    async def enable(
+        self, camera_id: str, zone_id: str, version: int | None, by: str = "wall"
+    ) -> dict[str, str]:
+        """Let the camera's rules use this version (None: none, the classical method again);
+        returns zone -> method now in use (empty where the camera runs on a worker box, which
+        takes the model from Redis)."""
         self._training().zone(camera_id, zone_id)
-        try:
-            enable(self.models, camera_id, zone_id, version)
-        except FileNotFoundError as exc:
-            raise LabelError(str(exc)) from exc
+        if version is None:
+            disable(self.models, camera_id, zone_id)
+        else:
+            try:
+                enable(self.models, camera_id, zone_id, version)
+            except FileNotFoundError as exc:
+                raise LabelError(str(exc)) from exc
+        if self.share is not None:
+            await self.share(camera_id, zone_id, version, by)
         return self.reload_models(camera_id) if self.reload_models is not None else {}

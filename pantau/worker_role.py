@@ -25,19 +25,21 @@ from events.model import (
     ConfigChangedEvent,
     EventType,
     Observation,
+    StateModelChangedEvent,
     WorkerCamera,
     WorkerStatus,
     utcnow,
 )
 from events.redis_bus import RedisStreamBus
 from ingest.urls import mask_url
-from pantau.camera_host import CameraHost
+from pantau.camera_host import STATE_MODELS, CameraHost
 from pantau.config import ConfigError, PantauConfig
 from pantau.config_diff import diff
 from pantau.fleet import Registry
 from pantau.heap import HeapKeeper
 from pantau.leases import CameraLeases, Held
 from pantau.media_server import media_app
+from pantau.model_shelf import ModelShelf
 from pantau.reloader import ConfigSource, digest, running_config
 from pantau.web import QuietServer, serve
 from wallboard.live import LiveFrames
@@ -74,6 +76,8 @@ class WorkerRuntime:
         )
         self.bus = RedisStreamBus(config.bus)
         self.leases = CameraLeases(self.redis)
+        self.shelf = ModelShelf(self.redis)
+        self.models = self.data_dir / STATE_MODELS
         self.registry = Registry(self.redis, self.fleet.heartbeat_s)
         self.host = CameraHost(
             config, self.data_dir, self.bus, self._snapshot, name,
@@ -171,9 +175,31 @@ class WorkerRuntime:
                 continue
             self.held[cid] = Held(token, self._valid_until(sent))
             resume = await self.leases.open_observations(cid)
+            await self._take_models(cid)
             log.info("camera=%s claimed by worker=%s token=%d (%d open observations)",
                      cid, self.name, token, len(resume))  # fmt: skip
             await self.host.start_camera(cid, token, resume)
+
+    # ---- the zone-state models enabled on the server --------------------------------------
+    async def _take_models(self, camera_id: str) -> list[str]:
+        try:
+            changed = await self.shelf.take(self.models, camera_id)
+        except (OSError, aioredis.RedisError) as exc:  # it runs on what this box has
+            log.warning("camera=%s state models not taken from Redis: %s", camera_id, exc)
+            return []
+        if changed:
+            log.info("camera=%s state models taken on worker=%s: zones %s", camera_id,
+                     self.name, ", ".join(sorted(changed)))  # fmt: skip
+        return changed
+
+    async def _model_changes(self, sub: Subscription) -> None:
+        try:
+            async for event in sub:
+                if isinstance(event, StateModelChangedEvent) and event.camera_id in self.held:
+                    if await self._take_models(event.camera_id):
+                        self.host.reload_models(event.camera_id)
+        finally:
+            await sub.close()
 
     async def _lease_loop(self) -> None:
         # Peers started at the same time register first, so the first claims are shared.
@@ -259,9 +285,9 @@ class WorkerRuntime:
         await self.host.start()
         self.heap.start()
         secret = await self.bus.retrying("media key", self.registry.media_secret)
-        app = media_app(
-            secret, self.name, self.stills, self.video, self.may_speak, self.host.clip_dir
-        )
+        recordings = self.data_dir / self.config.recording.dir
+        app = media_app(secret, self.name, self.stills, self.video, self.may_speak,
+                        self.host.clip_dir, recordings_dir=recordings)  # fmt: skip
         self._web, self._web_task, self.media_port = await serve(
             app, self.media_host, self.media_port
         )
@@ -276,6 +302,10 @@ class WorkerRuntime:
                 f"config-{self.name}", types=frozenset({EventType.CONFIG_CHANGED})
             )
             self._tasks.append(asyncio.create_task(self._config_changes(sub), name="config"))
+        models = await self.bus.subscribe(
+            f"models-{self.name}", types=frozenset({EventType.STATE_MODEL_CHANGED})
+        )
+        self._tasks.append(asyncio.create_task(self._model_changes(models), name="models"))
         for coro, name in ((self._heartbeat(), "heartbeat"), (self._lease_loop(), "leases"),
                            (self._watchdog(), "lease-watchdog")):  # fmt: skip
             self._tasks.append(asyncio.create_task(coro, name=name))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -74,6 +75,9 @@ async def test_false_alarm_shares_flags_and_one_click_labels(tmp_path: Path) -> 
         assert found is not None
         tokens[who] = found[1]
 
+    async def no_recording(camera_id: str, at: object) -> Any:
+        raise FileNotFoundError(f"no recording of {camera_id}")
+
     async def no_still(camera_id: str) -> None:
         return None
 
@@ -86,7 +90,7 @@ async def test_false_alarm_shares_flags_and_one_click_labels(tmp_path: Path) -> 
 
     site = load(config)
     labelling = Labelling(lambda: site, tmp_path, tmp_path / "var", store, no_still, snapshots,
-                          tmp_path / "var" / "state_models", recordings_here=False)  # fmt: skip
+                          tmp_path / "var" / "state_models", no_recording)  # fmt: skip
     deps = WallboardDeps(
         store=store, hub=Hub(nothing, {}), live=LiveFrames(NoFrames()),  # type: ignore[arg-type]
         cameras=[], walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=snapshots,

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -123,6 +124,9 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
             return ReloadResult(ok=False, by=by, errors=exc.problems)
         return ReloadResult(ok=True, by=by, digest=digest(text))
 
+    async def no_recording(camera_id: str, at: object) -> Any:
+        raise FileNotFoundError(f"no recording of {camera_id}")
+
     async def no_still(camera_id: str) -> None:
         return None
 
@@ -144,7 +148,7 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
         reports=Reports(store, tmp_path / "reports", ReportConfig(), "Asia/Jakarta", "Contoh",
                         lambda: {o.id: o.name for o in DUTY_OPDS}, None),
         labelling=Labelling(lambda: load(config), tmp_path, tmp_path / "var", store, no_still,
-                            tmp_path / "snapshots", tmp_path / "models", recordings_here=False),
+                            tmp_path / "snapshots", tmp_path / "models", no_recording),
     )  # fmt: skip
     async with serve_asgi(create_app(deps)) as port:
         yield Site(f"http://127.0.0.1:{port}", store, accounts, tokens, flood, jam)

@@ -216,13 +216,16 @@ async def test_labelling_and_training_from_the_wall(
     await store.open()
     now = {"frame": clip[0][1]}
 
+    async def recorded(camera_id: str, at: object) -> np.ndarray:
+        raise FileNotFoundError(f"no recording of {camera_id}")
+
     async def still(camera_id: str) -> tuple[int, bytes] | None:  # the camera's picture now
         ok, jpeg = cv2.imencode(".jpg", now["frame"])
         return (1, jpeg.tobytes()) if ok else None
 
     labelling = Labelling(lambda: site, tmp_path, tmp_path / "var", store, still,
                           tmp_path / "var" / "snapshots", tmp_path / "var" / "state_models",
-                          recordings_here=True)  # fmt: skip
+                          recorded)  # fmt: skip
     accounts = Accounts(store)
     tokens = {}
     for who, role in (("spv", Role.SUPERVISOR), ("op", Role.OPERATOR)):

@@ -153,7 +153,9 @@ class StateLabelling(Protocol):
     async def label_normal(self, incident_id: str, state: str | None,
                            by: str) -> dict[str, Any]: ...  # fmt: skip
 
-    def zones(self, camera_id: str) -> list[dict[str, str]]: ...
+    def zones(self, camera_id: str) -> list[dict[str, Any]]: ...
+
+    async def recorded_jpeg(self, camera_id: str, at: datetime) -> bytes: ...
 
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]: ...
 
@@ -163,7 +165,8 @@ class StateLabelling(Protocol):
 
     async def train(self, camera_id: str, zone_id: str) -> dict[str, Any]: ...
 
-    async def enable(self, camera_id: str, zone_id: str, version: int) -> dict[str, str]: ...
+    async def enable(self, camera_id: str, zone_id: str, version: int | None,
+                     by: str = "wall") -> dict[str, str]: ...  # fmt: skip
 
 
 @dataclass

@@ -624,6 +624,11 @@ async function showDetail(id) {
     clip && inc.camera_id && state.me.role === "admin" ? el("button", { class: "btn", dataset: { do: "test-rules" },
       onclick: () => { dlg.close(); openEditor({ el, t, tk, cameras: state.cameras }, inc.camera_id, { incidentId: inc.id }); } },
     t("ed_test")) : null,
+    // Supervisors and admins: this incident's snapshot as a label of its zone's state.
+    inc.snapshot_ref && inc.camera_id && ["supervisor", "admin"].includes(state.me.role)
+      ? el("button", { class: "btn", dataset: { do: "label-snapshot" }, onclick: () => { dlg.close();
+        openLabels({ el, t, cameras: state.cameras }, { camera: inc.camera_id, zone: inc.zone_id, incident: inc.id }); } },
+      t("lb_label_this")) : null,
     el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
   if (focused && focused !== document.body && dlg.contains(focused)) focused.focus();
   if (!dlg.open) dlg.showModal();
