@@ -341,8 +341,32 @@ async def test_labelling_on_the_wall_with_quick_keys(running: Any, browser: Any)
     # (the zone's normal look: its most-labelled state that is not a wet one)
     await dialog.locator(".lb-state[data-state=kering]").filter(has_text="(5)").wait_for(
         timeout=10000)  # fmt: skip
+    # the zone is drawn over the picture
+    points = await dialog.locator("svg.lb-zone polygon").get_attribute("points")
+    assert points is not None and len(points.split()) == 4
+    # from an incident's snapshot: pick the incident, press 2
+    await dialog.locator("button[data-source=incident]").click()
+    await dialog.locator("select.lb-incident").select_option(found[0].id)
+    await page.wait_for_function(
+        "id => document.querySelector('#labels img.lb-still').src.includes(id)", arg=found[0].id
+    )
+    await dialog.locator("h3").click()  # focus off the select: quick keys again
+    await page.keyboard.press("2")
+    await dialog.locator(".lb-state[data-state=tergenang]").filter(has_text="(1)").wait_for(
+        timeout=10000)  # fmt: skip
+    # from recordings: this camera is not recorded, and the dialog says so
+    await dialog.locator("button[data-source=recording]").click()
+    await dialog.locator("p.error", has_text="recording").wait_for(timeout=10000)
     keep = Path(os.environ.get("PANTAU_TEST_PNG", running.base_dir))
+    await dialog.locator("button[data-source=incident]").click()
+    await dialog.locator("select.lb-incident").select_option(found[0].id)
     await page.screenshot(path=str(keep / "labels.png"))
+    # the model switched off again: the flood rule would go back to its classical method
+    await dialog.locator("[data-do=disable]").click()
+    await dialog.locator("button[data-version='1']:not(.primary)").wait_for(timeout=10000)
+    assert not pointer.exists()
+    labels = await running.store.execute("SELECT source, ref FROM state_labels")
+    assert ("incident", found[0].id) in {(r[0], r[1]) for r in labels}
     await page.close()
 
 

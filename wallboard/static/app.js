@@ -627,7 +627,7 @@ async function showDetail(id) {
     // Supervisors and admins: this incident's snapshot as a label of its zone's state.
     inc.snapshot_ref && inc.camera_id && ["supervisor", "admin"].includes(state.me.role)
       ? el("button", { class: "btn", dataset: { do: "label-snapshot" }, onclick: () => { dlg.close();
-        openLabels({ el, t, cameras: state.cameras }, { camera: inc.camera_id, zone: inc.zone_id, incident: inc.id }); } },
+        openLabels({ el, t, fmtTime, cameras: state.cameras }, { camera: inc.camera_id, zone: inc.zone_id, incident: inc.id }); } },
       t("lb_label_this")) : null,
     el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
   if (focused && focused !== document.body && dlg.contains(focused)) focused.focus();
@@ -836,7 +836,7 @@ async function boot() {
     cameras: state.cameras, opds: state.opds, kecamatan: state.kecamatan }));
   const labelStates = $("#label-states");
   labelStates.hidden = !["supervisor", "admin"].includes(state.me.role);
-  labelStates.addEventListener("click", () => openLabels({ el, t, cameras: state.cameras }));
+  labelStates.addEventListener("click", () => openLabels({ el, t, fmtTime, cameras: state.cameras }));
   const editZones = $("#edit-zones");
   editZones.hidden = state.me.role !== "admin";
   editZones.addEventListener("click", () => openEditor({ el, t, tk, cameras: state.cameras }));

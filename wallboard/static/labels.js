@@ -25,6 +25,7 @@ const localValue = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.g
 
 export async function openLabels(ctx, pick = {}) {
   const { el, t, cameras } = ctx;
+  const fmtWhen = ctx.fmtTime || ((iso) => new Date(iso).toLocaleString());
   const dlg = document.querySelector("#labels");
   const camIds = [...cameras.keys()];
   let camera = pick.camera || camIds[0];
@@ -151,7 +152,7 @@ export async function openLabels(ctx, pick = {}) {
       const sel = el("select", { class: "lb-incident", "aria-label": t("lb_src_incident") },
         el("option", { value: "" }, incidents.length ? t("lb_pick_incident") : t("lb_no_snapshots")),
         ...incidents.map((i) => el("option", { value: i.id },
-          `${new Date(i.started_at).toLocaleString()} · ${i.title}${i.state === "false_alarm" ? " ✗" : ""}`)));
+          `${fmtWhen(i.started_at)} · ${i.title}${i.state === "false_alarm" ? " ✗" : ""}`)));
       sel.value = incident || "";
       sel.addEventListener("change", () => { incident = sel.value || null; showPicture(); });
       detail = el("div", { class: "lb-source" }, sel);
