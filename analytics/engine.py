@@ -82,8 +82,12 @@ class CameraAnalytics:
         lines: list[Line] | None = None,
         detect_size: int | None = None,
         state_models: Path | None = None,
+        on_busy: Callable[[], None] | None = None,
     ) -> None:
         self.place = place
+        # Told at once when motion shows or an observation opens (the camera's owner then
+        # decodes every frame again); see busy() for the other way.
+        self.on_busy = on_busy
         self.detect_size = detect_size  # None: the detector's imgsz
         self._zones = {z.id: z for z in zones}
         self._zone_set = ZoneSet(zones)
@@ -154,6 +158,15 @@ class CameraAnalytics:
         seen = self.last_activity_mono
         return seen is not None and now_mono - seen <= hold_s
 
+    def busy(self, now_mono: float, hold_s: float) -> bool:
+        """Worth every frame: motion within `hold_s`, an observation open, or a rule's dwell
+        time running (a standing crowd must be timed to the frame, not to the keyframe)."""
+        if self.active(now_mono, hold_s) or self._open:
+            return True
+        gates = [c.gate for c in self._crowd] + [t.gate for t in self._traffic]
+        gates += [f.gate for f in self._flood] + [z.gate for z in self._states]
+        return any(g.pending for g in gates)
+
     async def on_health(self, status: CameraStatus, now_mono: float) -> None:
         if self.health is not None:
             await self.health.on_health(status, now_mono)
@@ -179,6 +192,8 @@ class CameraAnalytics:
                     run_detector = gate.detect
                     if gate.motion:
                         self.last_activity_mono = frame.captured_mono
+                        if self.on_busy is not None:
+                            self.on_busy()
                 if run_detector:
                     pending = await self._detector.submit(
                         frame.camera_id, frame.image, self.detect_size
@@ -312,6 +327,8 @@ class CameraAnalytics:
                 current_count=count, peak_count=peak, threshold=threshold,
                 track_ids=track_ids, level=level,
             )  # fmt: skip
+            if self.on_busy is not None:
+                self.on_busy()
             obs = await self._with_snapshot(obs, frame, members)
             self._open[key] = _Open(obs, frame.captured_mono)
             log.info("camera=%s observation=%s %s opened count=%d zone=%s",

@@ -26,6 +26,11 @@ class Hysteresis:
         self._false_since: float | None = None
         self._cooldown_until = float("-inf")
 
+    @property
+    def pending(self) -> bool:
+        """The condition holds and the dwell time is running."""
+        return not self.is_open and self._true_since is not None
+
     def update(self, condition: bool, now: float) -> Transition | None:
         if not self.is_open:
             if not condition or now < self._cooldown_until:

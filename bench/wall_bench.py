@@ -54,6 +54,9 @@ async def serve(port: int, db: Path) -> None:
         def latest_image(self, camera_id: str) -> None:
             return None
 
+        def watched(self, camera_id: str) -> None:
+            return None
+
     store = Store(db)
     await store.open()
     bus = MemoryBus()

@@ -162,8 +162,10 @@ class CameraStatus(Message):
     state: CameraState
     url_masked: str
     at: UtcDatetime
-    input_fps: float = 0.0
-    dropped_fps: float = 0.0
+    input_fps: float = 0.0  # frames the camera sends
+    decoded_fps: float = 0.0  # frames decoded: all of them, or about one a GOP on keyframes
+    decode_mode: str | None = None  # "full" or "keyframes" (a quiet camera)
+    dropped_fps: float = 0.0  # decoded but not analysed
     last_frame_age_s: float | None = None
     reconnects: int = 0
     width: int | None = None
@@ -236,6 +238,8 @@ class WorkerCamera(Message):
     lease_token: int
     state: CameraState
     input_fps: float = 0.0
+    decoded_fps: float = 0.0
+    decode_mode: str | None = None  # "full", or "keyframes" while the camera is quiet
     last_frame_age_s: float | None = None
     active: bool = False  # motion now (the wall plays it live)
 

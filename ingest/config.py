@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -22,6 +22,11 @@ class CameraSource(BaseModel):
     # A camera that was online counts as "reconnecting" for this long, then as "offline".
     offline_after_s: float = Field(default=30.0, ge=0, le=3600)
     transport: str = Field(default="tcp", pattern="^(tcp|udp)$")
+    # "auto": a quiet camera (no motion, no open incident, nobody watching its decoded picture)
+    # decodes keyframes only after `idle_after_s`, and every frame again the moment something
+    # happens; "full": every frame, always. Recording and live WebRTC never decode either way.
+    decode: Literal["auto", "full"] = "auto"
+    idle_after_s: float = Field(default=10.0, ge=1, le=3600)
     record: bool = False  # keep the stream as segments (no re-encoding) for clips and replay
     retention_days: float | None = Field(default=None, gt=0, le=3650)  # overrides recording
 

@@ -3,6 +3,13 @@
 Decoding is blocking C code, so it lives on its own thread. The thread keeps only the newest
 frame in a one-slot mailbox: a slow consumer sees fresh frames and old ones are dropped, never
 queued. The slot counts what it overwrote, which is the camera's skipped-frames figure.
+
+A quiet camera needs no full decode: in keyframe mode only keyframes are decoded (each one
+drained out of the decoder at once, so a stream with B-frames does not hold it back a whole
+GOP), and the packets since the last keyframe are kept. Asked for full rate, the thread decodes
+those kept packets first and so has the current picture at once, instead of waiting up to a
+GOP for the next keyframe. Sequence numbers count the stream's frames in keyframe mode (they
+jump by a GOP) and go on one by one from the keyframe once decoding is full again.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import UTC, datetime
 import av
 import av.container
 import av.error
+import av.video.codeccontext
 import numpy as np
 
 from events.model import CameraState
@@ -30,6 +38,8 @@ from ingest.urls import mask_text, mask_url
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
+FULL, KEYFRAMES = "full", "keyframes"
+GOP_KEEP_MAX = 600  # packets kept for a catch-up: a camera whose GOP is longer waits for a key
 
 # (one encoded access unit as the camera sent it, Annex-B for H.264; is it a keyframe)
 PacketListener = Callable[[bytes, bool], None]
@@ -58,6 +68,15 @@ class CaptureSource:
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._decoded_times: deque[float] = deque(maxlen=256)
+        # (seq, keyframe, stream time in s) of the latest decoded frames
+        self._decoded_log: deque[tuple[int, bool, float | None]] = deque(maxlen=512)
+        self._arrival_times: deque[float] = deque(maxlen=256)
+        self._want_full = True  # set by the owner (any thread); the capture thread follows it
+        self._mode = FULL
+        self._packets = 0  # video packets (frames) received over this source's life
+        self.decoded_total = 0
+        self.catch_ups = 0  # switches to full rate that decoded the kept GOP
+        self._key_pts: int | None = None  # the keyframe published last in keyframe mode
         self._state = CameraState.STARTING
         self.reconnects = 0
         self.attempts = 0
@@ -122,13 +141,37 @@ class CaptureSource:
         return self._state == CameraState.ONLINE and self.state != CameraState.ONLINE
 
     def input_fps(self, window_s: float = 5.0) -> float:
+        """Frames per second the camera sends (decoded or not)."""
+        return self._rate(self._arrival_times, window_s)
+
+    def decoded_fps(self, window_s: float = 5.0) -> float:
+        """Frames per second decoded: the input rate at full rate, about 1/GOP on keyframes.
+        Over a window of at least two GOPs, so keyframe mode reads steadily."""
+        return self._rate(self._decoded_times, window_s)
+
+    def _rate(self, times: deque[float], window_s: float) -> float:
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._decoded_times if now - t <= window_s]
+            recent = [t for t in times if now - t <= window_s]
         if len(recent) < 2:
             return 0.0
-        span = recent[-1] - recent[0]
+        span = now - recent[0] if len(recent) < 4 else recent[-1] - recent[0]
         return (len(recent) - 1) / span if span > 0 else 0.0
+
+    # ---- decode mode ---------------------------------------------------------------------
+    def set_full(self, full: bool) -> None:
+        """Full-rate decoding (True) or keyframes only; the capture thread switches at its
+        next packet, catching up on the current GOP when it goes to full rate."""
+        self._want_full = full
+
+    @property
+    def decode_mode(self) -> str:
+        return self._mode
+
+    def decoded(self) -> list[tuple[int, bool, float | None]]:
+        """The latest decoded frames: (seq, keyframe, stream time in seconds)."""
+        with self._lock:
+            return list(self._decoded_log)
 
     # ---- encoded packets (live video relays them without decoding) ---------------------
     def add_packet_listener(self, listener: PacketListener) -> None:
@@ -242,30 +285,100 @@ class CaptureSource:
         # RTSP's H.264 extradata is Annex-B (from sprop-parameter-sets); avcC would start 0x01.
         annex_b = extradata.startswith((b"\0\0\1", b"\0\0\0\1"))
         self._parameter_sets = extradata if self.codec == "h264" and annex_b else b""
+        ctx = stream.codec_context
         got_any = False
+        # The packets since the last keyframe, with when each arrived: a catch-up decodes them.
+        gop: list[tuple[av.Packet, float, datetime]] = []
+        whole = False  # `gop` starts at a keyframe and nothing since is missing
+        seen_key = False  # on this connection: before one, decode whatever comes (as always)
+        self._key_pts = None
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     break
                 self._relay(packet)
-                for decoded in packet.decode():
-                    self._publish(decoded)  # type: ignore[arg-type]
-                    if not got_any:
-                        got_any = True
-                        self._set_state(CameraState.ONLINE, None)
+                if packet.size:
+                    arrived = (packet, *self._now())
+                    self._packets += 1
+                    with self._lock:
+                        self._arrival_times.append(arrived[1])
+                        self.last_frame_mono = arrived[1]
+                    if packet.is_keyframe:
+                        gop, whole, seen_key = [arrived], True, True
+                    elif whole and len(gop) < GOP_KEEP_MAX:
+                        gop.append(arrived)
+                    else:
+                        gop, whole = [], False  # too long to keep: full rate waits for a key
+                if self._mode == FULL and (self._want_full or not seen_key):
+                    for decoded in ctx.decode(packet):
+                        self._publish(decoded, self._now())  # type: ignore[arg-type]
+                elif self._want_full:  # keyframes -> full rate
+                    if whole:
+                        self._catch_up(ctx, gop)  # the kept GOP ends with this packet
+                        self._mode = FULL
+                else:
+                    self._mode = KEYFRAMES
+                    if packet.is_keyframe and packet.size:
+                        # Drained at once and the decoder reset: a keyframe needs nothing
+                        # else, and with B-frames the decoder would hold it a whole GOP.
+                        frames = [*ctx.decode(packet), *ctx.decode(None)]
+                        ctx.flush_buffers()
+                        for decoded in frames:  # (with B-frames, older ones drain out first)
+                            if decoded.key_frame:  # type: ignore[union-attr]
+                                # A drained frame may come without its clock.
+                                if decoded.pts is None:  # type: ignore[union-attr]
+                                    decoded.pts = packet.pts  # type: ignore[union-attr]
+                                if decoded.time_base is None:  # type: ignore[union-attr]
+                                    decoded.time_base = packet.time_base  # type: ignore[union-attr]
+                                self._publish(decoded, gop[0][1:], seq=self._packets)  # type: ignore[arg-type]
+                        self._key_pts = packet.pts
+                if not got_any and self.decoded_total:
+                    got_any = True
+                    self._set_state(CameraState.ONLINE, None)
         except av.error.ExitError:  # the read timeout's interrupt
             return got_any, "no data within the read timeout"
         except (av.FFmpegError, OSError) as exc:
             return got_any, f"stream error: {mask_text(str(exc))}"
         return got_any, "stream ended"
 
-    def _publish(self, picture: av.VideoFrame) -> None:
-        now_mono = time.monotonic()
+    @staticmethod
+    def _now() -> tuple[float, datetime]:
+        return time.monotonic(), datetime.now(UTC)
+
+    def _catch_up(
+        self,
+        ctx: av.video.codeccontext.VideoCodecContext,
+        gop: list[tuple[av.Packet, float, datetime]],
+    ) -> None:
+        """From keyframes to full rate: decode the kept GOP from its keyframe (the decoder was
+        reset after it) and publish what comes after the keyframe already published, each
+        frame with the time its packet arrived."""
+        self.catch_ups += 1
+        when = {p.pts: (mono, at) for p, mono, at in gop if p.pts is not None}
+        done = self._key_pts
+        for packet, _, _ in gop:
+            for decoded in ctx.decode(packet):
+                pts = decoded.pts  # type: ignore[union-attr]
+                if pts is not None and done is not None and pts <= done:
+                    continue
+                self._publish(decoded, when.get(pts) or self._now())  # type: ignore[arg-type]
+
+    def _publish(
+        self, picture: av.VideoFrame, when: tuple[float, datetime], seq: int | None = None
+    ) -> None:
+        """`when`: the frame's arrival (monotonic, UTC). `seq`: the stream's frame number
+        (keyframe mode); otherwise the next number."""
+        mono, at = when
         with self._lock:
-            self._seq += 1
-            self._latest_raw = (self._seq, now_mono, datetime.now(UTC), picture)
-            self._decoded_times.append(now_mono)
-            self.last_frame_mono = now_mono
+            self._seq = max(self._seq + 1, seq or 0)
+            self._latest_raw = (self._seq, mono, at, picture)
+            self._decoded_times.append(time.monotonic())
+            pts = picture.pts
+            stream_s = (
+                float(pts * picture.time_base) if pts is not None and picture.time_base else None
+            )
+            self._decoded_log.append((self._seq, bool(picture.key_frame), stream_s))
+            self.decoded_total += 1
         self.width, self.height = picture.width, picture.height
 
     def _set_state(self, state: CameraState, error: str | None) -> None:

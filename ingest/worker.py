@@ -45,6 +45,7 @@ class CameraWorker:
         self._max_in_flight = max_in_flight
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_seq = 0
+        self._last_decoded = 0
         self._skipped_total = 0
         self._skip_window: list[tuple[float, int]] = []
 
@@ -91,9 +92,11 @@ class CameraWorker:
             if self.capture.latest_seq > self._last_seq:
                 frame = await asyncio.to_thread(self.capture.latest)  # converts: off the loop
             if frame is not None and frame.seq > self._last_seq:
-                skipped = frame.seq - self._last_seq - 1 if self._last_seq else 0
+                # Skipped: decoded but never analysed (keyframe mode decodes few on purpose).
+                decoded = self.capture.decoded_total
+                skipped = decoded - self._last_decoded - 1 if self._last_seq else 0
                 self._skipped_total += max(skipped, 0)
-                self._last_seq = frame.seq
+                self._last_seq, self._last_decoded = frame.seq, decoded
                 task = asyncio.create_task(self._handle(frame), name=f"frame-{self.camera_id}")
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -117,6 +120,8 @@ class CameraWorker:
             url_masked=cap.url_masked,
             at=utcnow(),
             input_fps=round(cap.input_fps(), 2),
+            decoded_fps=round(cap.decoded_fps(10.0), 2),
+            decode_mode=cap.decode_mode,
             dropped_fps=round(dropped_fps, 2),
             last_frame_age_s=round(now - cap.last_frame_mono, 3) if cap.last_frame_mono else None,
             reconnects=cap.reconnects,

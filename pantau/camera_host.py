@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from pantau.config import Camera, PantauConfig
 from pantau.config_diff import ConfigDiff
 
 log = logging.getLogger(__name__)
+WATCH_HOLD_S = 3.0  # a viewer's picture requests closer than this keep full-rate decoding
 STATE_MODELS = "state_models"  # in the data directory: <camera>/<zone>/v<N>.npz, `enabled`
 
 # May this box still speak for the camera (its lease is valid)? Scaled out, the lease keeper
@@ -57,6 +58,9 @@ class _Running:
     analytics: CameraAnalytics
     token: int | None
     reported: CameraState | None = None
+    started_mono: float = field(default_factory=time.monotonic)
+    watched_until: float = 0.0  # someone looks at its decoded picture (MJPEG, stills) until
+    looked_mono: float = float("-inf")  # the last request for its decoded picture
 
 
 class CameraHost:
@@ -147,7 +151,39 @@ class CameraHost:
             place, cam.zones, cam.rules, self.detector, publish, self.snapshots,
             detect_fps=cam.detect_fps, motion=self.config.motion, lines=cam.lines,
             detect_size=cam.detect_size, state_models=self.data_dir / STATE_MODELS,
+            on_busy=lambda: self._full_now(cam.id),
         )  # fmt: skip
+
+    # ---- decode mode: every frame, or keyframes only while nothing goes on -----------------
+    def _full_now(self, camera_id: str) -> None:
+        run = self.running.get(camera_id)
+        if run is not None:
+            run.worker.capture.set_full(True)
+
+    def _decide_decoding(self, run: _Running, now: float) -> None:
+        """Full rate while the camera is busy, watched, just started or set to `full`; else
+        keyframes only (motion, tamper and flood still see a picture a GOP)."""
+        cam = run.camera
+        full = (
+            cam.decode == "full"
+            or now - run.started_mono < cam.idle_after_s
+            or now < run.watched_until
+            or run.analytics.busy(now, cam.idle_after_s)
+        )
+        run.worker.capture.set_full(full)
+
+    def watched(self, camera_id: str) -> None:
+        """Someone asked for the camera's decoded picture. Two asks within WATCH_HOLD_S (an
+        MJPEG tile, stills polled as a live view) mean a viewer: every frame for that long.
+        One still now and then (the wall's idle tiles, every 10 s) is served the keyframe."""
+        run = self.running.get(camera_id)
+        if run is None:
+            return
+        now = time.monotonic()
+        if now - run.looked_mono <= WATCH_HOLD_S:
+            run.watched_until = now + WATCH_HOLD_S
+            run.worker.capture.set_full(True)
+        run.looked_mono = now
 
     def reload_models(self, camera_id: str) -> dict[str, str]:
         """Rules of a running camera take its newly enabled state models."""
@@ -252,7 +288,9 @@ class CameraHost:
         run = self.running.get(camera_id)
         if run is None:
             return
-        await run.analytics.on_health(status, time.monotonic())
+        now = time.monotonic()
+        await run.analytics.on_health(status, now)
+        self._decide_decoding(run, now)
         # The bus (and so the store and the wall) hears about state changes only.
         if run.reported != status.state and self._may_speak(camera_id):
             run.reported = status.state
@@ -297,6 +335,15 @@ class CameraHost:
 
     def rates(self) -> dict[str, float]:
         return {cid: r.worker.capture.input_fps() for cid, r in self.running.items()}
+
+    def decoding(self) -> dict[str, dict[str, object]]:
+        """Per camera: decode mode, frames decoded and sent per second, catch-ups (health)."""
+        return {
+            cid: {"mode": c.decode_mode, "decoded_fps": round(c.decoded_fps(10.0), 2),
+                  "input_fps": round(c.input_fps(), 2), "catch_ups": c.catch_ups}
+            for cid, r in self.running.items()
+            for c in (r.worker.capture,)
+        }  # fmt: skip
 
     def statuses(self) -> dict[str, CameraStatus]:
         return {cid: r.worker.status() for cid, r in self.running.items()}

@@ -116,7 +116,8 @@ class CameraWatch:
         if self.hub is not None:
             cams = [c for w in alive.values() for c in w.cameras]
             self.hub.set_activity({c.camera_id for c in cams if c.active})
-            self.hub.send_rates({c.camera_id: c.input_fps for c in cams})
+            decoding = {c.camera_id: (c.decode_mode, c.decoded_fps) for c in cams}
+            self.hub.send_rates({c.camera_id: c.input_fps for c in cams}, decoding)
 
     async def _camera(
         self, cam: Camera, running: bool, orphan: bool, now: float, judge: bool

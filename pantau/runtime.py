@@ -209,7 +209,10 @@ class Runtime:
         for tick in itertools.count():
             self.hub.set_activity(self.host.active_cameras(time.monotonic()))
             if tick % 5 == 0:
-                self.hub.send_rates(self.host.rates())
+                decoding = self.host.decoding()
+                self.hub.send_rates(self.host.rates(), {
+                    cid: (str(d["mode"]), float(d["decoded_fps"]))  # type: ignore[arg-type]
+                    for cid, d in decoding.items()})  # fmt: skip
             await asyncio.sleep(1.0)
 
     def kecamatan_names(self) -> list[str]:
@@ -248,6 +251,7 @@ class Runtime:
         return {
             "cameras": {cid: str(st.state) for cid, st in self.host.statuses().items()},
             "detector": self.host.detector_health(),
+            "decoding": self.host.decoding(),
             "analytics": self.host.analytics_health(),
             "wall_clients": self.hub.client_count,
             "live_video": self.video.stats() if self.video else {},

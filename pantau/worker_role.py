@@ -249,6 +249,8 @@ class WorkerRuntime:
                 lease_token=held.token,
                 state=statuses[cid].state,
                 input_fps=statuses[cid].input_fps,
+                decoded_fps=statuses[cid].decoded_fps,
+                decode_mode=statuses[cid].decode_mode,
                 last_frame_age_s=statuses[cid].last_frame_age_s,
                 active=cid in active,
             )

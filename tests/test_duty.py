@@ -363,6 +363,9 @@ class _NoFrames:
     def latest_frame(self, camera_id: str) -> None:
         return None
 
+    def watched(self, camera_id: str) -> None:
+        return None
+
 
 @pytest.fixture
 async def duty_site(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str], Store, str]]:

@@ -85,6 +85,9 @@ async def test_false_alarm_shares_flags_and_one_click_labels(tmp_path: Path) -> 
         def latest_frame(self, camera_id: str) -> None:
             return None
 
+        def watched(self, camera_id: str) -> None:
+            return None
+
     async def nothing() -> list:  # type: ignore[type-arg]
         return []
 

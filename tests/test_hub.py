@@ -34,6 +34,9 @@ class NoFrames:
     def latest_image(self, camera_id: str) -> None:
         return None
 
+    def watched(self, camera_id: str) -> None:
+        return None
+
 
 class Harness:
     def __init__(

@@ -246,6 +246,9 @@ class _NoFrames:
     def latest_frame(self, camera_id: str) -> None:
         return None
 
+    def watched(self, camera_id: str) -> None:
+        return None
+
 
 async def test_the_report_api_by_role(seeded: Seeded, tmp_path: Path) -> None:
     accounts = Accounts(seeded.store)

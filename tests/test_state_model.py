@@ -238,6 +238,9 @@ async def test_labelling_and_training_from_the_wall(
         def latest_frame(self, camera_id: str) -> None:
             return None
 
+        def watched(self, camera_id: str) -> None:
+            return None
+
     async def nothing() -> list:  # type: ignore[type-arg]
         return []
 

@@ -126,6 +126,9 @@ class _NoFrames:
     def latest_frame(self, camera_id: str) -> None:
         return None
 
+    def watched(self, camera_id: str) -> None:
+        return None
+
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncGenerator[Site, None]:

@@ -73,6 +73,7 @@ class Hub:
         self._activity: frozenset[str] = frozenset()
         self._kept: dict[str, dict[str, Any]] = {}
         self._rates: dict[str, float] = {}  # latest state by key, part of snapshots
+        self._decode: dict[str, dict[str, object]] = {}
         self.seq = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -127,11 +128,17 @@ class Hub:
         self._activity = active
         self._send(json.dumps({"type": "camera.activity", "activity": sorted(active)}), None)
 
-    def send_rates(self, fps: dict[str, float]) -> None:
-        """Each camera's input frame rate now, for the page's health panel (a choppy camera).
-        Unnumbered, like activity: the next one replaces it."""
+    def send_rates(
+        self, fps: dict[str, float], decoding: dict[str, tuple[str | None, float]] | None = None
+    ) -> None:
+        """Each camera's input frame rate now, for the page's health panel (a choppy camera),
+        and how it is decoded (mode, decoded frames/s). Unnumbered, like activity: the next
+        one replaces it."""
         self._rates = {cid: round(v, 1) for cid, v in fps.items()}
-        self._send(json.dumps({"type": "camera.rates", "fps": self._rates}), None)
+        self._decode = {cid: {"mode": m, "fps": round(f, 2)}
+                        for cid, (m, f) in (decoding or {}).items()}  # fmt: skip
+        message = {"type": "camera.rates", "fps": self._rates, "decode": self._decode}
+        self._send(json.dumps(message), None)
 
     def forget(self, key: str) -> None:
         self._kept.pop(key, None)
@@ -193,6 +200,7 @@ class Hub:
                 "cameras": [s.model_dump(mode="json") for s in self._cameras.values()],
                 "activity": sorted(self._activity),
                 "fps": self._rates,
+                "decode": self._decode,
                 "state": self._kept,
                 **self._static,
             },

@@ -22,6 +22,10 @@ class FrameSource(Protocol):
     def latest_image(self, camera_id: str) -> tuple[int, npt.NDArray[np.uint8]] | None:
         """(sequence number, BGR image) of the camera's newest decoded frame, if any."""
 
+    def watched(self, camera_id: str) -> None:
+        """Someone asks for the camera's picture now (a quiet camera that only decodes
+        keyframes goes back to every frame while it is watched)."""
+
 
 class LiveFrames:
     def __init__(self, source: FrameSource, max_width: int = 960, quality: int = 75) -> None:
@@ -32,6 +36,7 @@ class LiveFrames:
         self._cache: dict[str, tuple[int, bytes]] = {}
 
     def _encode(self, camera_id: str) -> tuple[int, bytes] | None:
+        self._source.watched(camera_id)
         got = self._source.latest_image(camera_id)
         if got is None:
             return None

@@ -17,6 +17,7 @@ const state = {
   kecamatan: [],           // the regency's kecamatan names
   people: null,            // who incidents can be assigned to (operators and above)
   fps: new Map(),          // camera id -> input fps now (hub, every 5 s)
+  decode: new Map(),       // camera id -> {mode: full | keyframes, fps: decoded per second}
   bestFps: new Map(),      // camera id -> best input fps seen (to tell a choppy camera)
   incidents: new Map(),    // id -> Incident
   clips: new Map(),        // incident id -> ClipRef
@@ -385,12 +386,16 @@ function renderHealth() {
       : choppy ? `${t("choppy")} · ${fps.toFixed(1)} fps`
       : st === "online" && fps ? `${tk("camera_state", st)} · ${fps.toFixed(0)} fps` : tk("camera_state", st);
     const where = h && h.worker && state.workers.length ? ` · ${t("on_worker")} ${h.worker}` : "";
+    // A quiet camera decodes keyframes only (it saves the box's CPU); say so, with the rate.
+    const dec = (state.decode || new Map()).get(cam.id);
+    const quiet = dec && dec.mode === "keyframes" && st === "online" && !fault
+      ? el("span", { class: "decode-quiet", title: `${dec.fps} fps` }, ` · ${t("decode_quiet")}`) : null;
     // A rule of this camera that cries wolf: its share of false alarms (staff see it).
     const wolf = (state.honesty || []).filter((r) => r.camera_id === cam.id && r.share_7d)
       .sort((a, b) => b.share_7d - a.share_7d)[0];
     list.append(el("li", { class: cls, dataset: { camera: cam.id, fault: fault ? fault.kind : choppy ? "choppy" : "" } },
       el("span", { class: "dot" }), el("span", { class: "name" }, cam.name),
-      el("span", { class: "st" }, what + where),
+      el("span", { class: "st" }, what + where), quiet,
       wolf ? el("span", { class: `fa-share${wolf.flagged ? " warn" : ""}`, dataset: { rule: wolf.rule },
         title: `${wolf.rule}: ${wolf.false_alarms_7d}/${wolf.incidents_7d}` },
       ` · ${t("fa_short")} ${Math.round(wolf.share_7d * 100)}%`) : null));
@@ -690,12 +695,17 @@ function handle(msg) {
   // Activity is a hint, not an event: unnumbered, and each heartbeat carries all of it.
   if (msg.type === "heartbeat") { if (msg.activity) setActivity(msg.activity); return; }
   if (msg.type === "camera.activity") { setActivity(msg.activity); return; }
-  if (msg.type === "camera.rates") { state.fps = new Map(Object.entries(msg.fps)); renderHealth(); return; }
+  if (msg.type === "camera.rates") {
+    state.fps = new Map(Object.entries(msg.fps));
+    state.decode = new Map(Object.entries(msg.decode || {}));
+    renderHealth(); return;
+  }
   if (msg.type === "snapshot") {
     state.incidents = new Map(msg.incidents.map((i) => [i.id, i]));
     state.health = new Map(msg.cameras.map((c) => [c.camera_id, c]));
     state.activity = new Set(msg.activity || []);
     state.fps = new Map(Object.entries(msg.fps || {}));
+    state.decode = new Map(Object.entries(msg.decode || {}));
     if (state.wall) applyView((msg.state || {})[`wall:${state.wall.id}`]);
     state.disk = (msg.state || {}).disk || null;
     renderDisk();
