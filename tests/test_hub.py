@@ -205,10 +205,11 @@ async def test_activity_and_rates_are_hints_outside_the_numbering(harness: Harne
         assert snap["activity"] == [] and snap["fps"] == {}
         harness.hub.set_activity({"cam-1"})
         harness.hub.set_activity({"cam-1"})  # unchanged: not sent again
-        harness.hub.send_rates({"cam-1": 9.87})
+        harness.hub.send_rates({"cam-1": 9.87}, {"cam-1": ("keyframes", 0.5)})
         activity, rates = await recv(ws), await recv(ws)
         assert activity == {"type": "camera.activity", "activity": ["cam-1"]}
-        assert rates == {"type": "camera.rates", "fps": {"cam-1": 9.9}}
+        assert rates == {"type": "camera.rates", "fps": {"cam-1": 9.9},
+                         "decode": {"cam-1": {"mode": "keyframes", "fps": 0.5}}}  # fmt: skip
         assert harness.hub.seq == snap["seq"]  # hints take no sequence number
         beat = json.loads(harness.hub.heartbeat())
         assert beat["activity"] == ["cam-1"]
