@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import cv2
+import numpy as np
 
+from analytics import regions
 from analytics.camera_health import CameraHealthIncidents
 from analytics.config import (
     VEHICLES,
@@ -30,6 +32,7 @@ from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
 from analytics.motion import MotionGate
+from analytics.regions import Crop
 from analytics.rules.crowd import CrowdState
 from analytics.rules.flood import FloodState
 from analytics.rules.state import ZoneState
@@ -126,6 +129,11 @@ class CameraAnalytics:
             if motion.enabled
             else None
         )
+        self._regions = motion.regions
+        self._full_frame_s = motion.full_frame_s
+        self._last_full_mono = float("-inf")
+        self.region_frames = 0  # detected as motion crops
+        self.crops = 0
         self.frames = 0
         self.detected = 0
         self.last_activity_mono: float | None = None  # motion (or, ungated, any object)
@@ -183,8 +191,10 @@ class CameraAnalytics:
             if self.health is not None:
                 await self.health.on_frame(frame)
                 inhibited = self.health.inhibited  # a tampered or dead camera reports nothing else
+            crops: list[Crop] | None = None
             if not inhibited:
                 run_detector = True
+                gate = None
                 if self._gate is not None:
                     gate = await asyncio.to_thread(
                         self._gate.check, frame.image, frame.captured_mono
@@ -195,9 +205,17 @@ class CameraAnalytics:
                         if self.on_busy is not None:
                             self.on_busy()
                 if run_detector:
-                    pending = await self._detector.submit(
-                        frame.camera_id, frame.image, self.detect_size
-                    )
+                    size = self.detect_size or self._detector.config.imgsz
+                    full_due = frame.captured_mono - self._last_full_mono >= self._full_frame_s
+                    if gate is not None and gate.motion and self._regions and not full_due:
+                        crops = regions.plan(gate.regions, frame.width, frame.height, size)
+                    if crops:
+                        pending = await self._submit_crops(frame, crops, size)
+                    else:
+                        self._last_full_mono = frame.captured_mono
+                        pending = await self._detector.submit(
+                            frame.camera_id, frame.image, self.detect_size
+                        )
             previous, mine = self._tail, loop.create_future()
             self._tail = mine
         try:
@@ -208,10 +226,32 @@ class CameraAnalytics:
                     # shield: cancelling this frame must not cancel the earlier frame's marker
                     await asyncio.shield(previous)
             if not inhibited:
+                if found is not None and crops:
+                    found = regions.merge(found, crops, self.last_detections)
                 await self._analyse(frame, found)
         finally:
             if not mine.done():
                 mine.set_result(None)
+
+    async def _submit_crops(
+        self, frame: Frame, crops: list[Crop], size: int
+    ) -> asyncio.Future[list[Detection]]:
+        """Each crop to the detector at the frame's own scale (the detector packs them with
+        other cameras' into the model input); one future of all they find, in frame pixels."""
+        scale = size / max(frame.width, frame.height)
+        futures = []
+        for c in crops:
+            image = np.ascontiguousarray(frame.image[c.y0 : c.y1, c.x0 : c.x1])
+            side = max(1, round(max(c.x1 - c.x0, c.y1 - c.y0) * scale))
+            futures.append(await self._detector.submit(frame.camera_id, image, side))
+        self.region_frames += 1
+        self.crops += len(crops)
+
+        async def together() -> list[Detection]:
+            found = await asyncio.gather(*futures)
+            return [d for c, f in zip(crops, found, strict=True) for d in regions.shift(f, c)]
+
+        return asyncio.ensure_future(together())
 
     async def _analyse(self, frame: Frame, found: list[Detection] | None) -> None:
         """Tracking, zones and rules for one frame; `found` is None where the gate said the

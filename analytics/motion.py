@@ -9,7 +9,7 @@ background is reset and it does not count as motion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -18,12 +18,16 @@ import numpy.typing as npt
 WIDTH = 160
 
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as shares (0..1) of the picture
+
+
 @dataclass
 class MotionResult:
     fraction: float  # share of the picture that changed
     motion: bool
     lighting_jump: bool
     detect: bool  # the frame should go to the detector
+    regions: list[Box] = field(default_factory=list)  # where it changed (with motion only)
 
 
 class MotionGate:
@@ -76,4 +80,20 @@ class MotionGate:
         detect = motion or keepalive
         if detect:
             self._last_detect = now
-        return MotionResult(fraction, motion, lighting, detect)
+        regions = _regions(changed) if motion else []
+        return MotionResult(fraction, motion, lighting, detect, regions)
+
+
+def _regions(changed: npt.NDArray[np.bool_]) -> list[Box]:
+    """The changed blobs' boxes: the mask closed first, so one walker (or a car) whose parts
+    changed apart is one blob; specks of a few pixels (noise, leaves) are left out."""
+    height, width = changed.shape
+    mask = cv2.morphologyEx(changed.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    out: list[Box] = []
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area >= 4:
+            out.append((x / width, y / height, (x + w) / width, (y + h) / height))
+    return out
