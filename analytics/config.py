@@ -43,6 +43,8 @@ class MotionConfig(Strict):
     enabled: bool = True
     min_fraction: float = Field(default=0.003, gt=0, lt=1)  # share of the picture that moved
     keepalive_s: float = Field(default=2.0, gt=0, le=60)  # still scenes are re-checked this often
+    # ... and a quiet camera (decoding keyframes only: nothing moved for a while) this often
+    quiet_keepalive_s: float = Field(default=10.0, gt=0, le=300)
     # Detect only the moving regions (packed with other cameras' into the model input), with
     # the whole frame every `full_frame_s` so what stands still stays counted.
     regions: bool = True

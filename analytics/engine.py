@@ -130,6 +130,7 @@ class CameraAnalytics:
             else None
         )
         self._regions = motion.regions
+        self._quiet_keepalive_s = motion.quiet_keepalive_s
         self._full_frame_s = motion.full_frame_s
         self._last_full_mono = float("-inf")
         self.region_frames = 0  # detected as motion crops
@@ -196,8 +197,9 @@ class CameraAnalytics:
                 run_detector = True
                 gate = None
                 if self._gate is not None:
+                    every = self._quiet_keepalive_s if frame.sparse else None
                     gate = await asyncio.to_thread(
-                        self._gate.check, frame.image, frame.captured_mono
+                        self._gate.check, frame.image, frame.captured_mono, every
                     )
                     run_detector = gate.detect
                     if gate.motion:

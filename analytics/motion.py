@@ -60,7 +60,10 @@ class MotionGate:
         # global gain or offset change (auto exposure) is not motion.
         return (grey - float(grey.mean())) * (40.0 / (float(grey.std()) + 1e-3))
 
-    def check(self, image: npt.NDArray[np.uint8], now: float) -> MotionResult:
+    def check(
+        self, image: npt.NDArray[np.uint8], now: float, keepalive_s: float | None = None
+    ) -> MotionResult:
+        """`keepalive_s`: this frame's re-check interval, if not the gate's own."""
         grey = self._small(image)
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey
@@ -76,7 +79,8 @@ class MotionGate:
         else:
             cv2.accumulateWeighted(grey, self._background, self.adapt)
         motion = not lighting and fraction >= self.min_fraction
-        keepalive = self._last_detect is None or now - self._last_detect >= self.keepalive_s
+        every = self.keepalive_s if keepalive_s is None else keepalive_s
+        keepalive = self._last_detect is None or now - self._last_detect >= every
         detect = motion or keepalive
         if detect:
             self._last_detect = now

@@ -26,7 +26,7 @@ class CameraSource(BaseModel):
     # decodes keyframes only after `idle_after_s`, and every frame again the moment something
     # happens; "full": every frame, always. Recording and live WebRTC never decode either way.
     decode: Literal["auto", "full"] = "auto"
-    idle_after_s: float = Field(default=10.0, ge=1, le=3600)
+    idle_after_s: float = Field(default=4.0, ge=1, le=3600)
     record: bool = False  # keep the stream as segments (no re-encoding) for clips and replay
     retention_days: float | None = Field(default=None, gt=0, le=3650)  # overrides recording
 

@@ -16,6 +16,7 @@ class Frame:
     captured_mono: float  # time.monotonic() when the decoder returned it: for ages and rates
     captured_at: datetime  # UTC wall clock of the same instant: for incidents and the page
     image: npt.NDArray[np.uint8]  # BGR, HxWx3
+    sparse: bool = False  # decoded while the camera was quiet: one frame a GOP
 
     @property
     def width(self) -> int:

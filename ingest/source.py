@@ -61,7 +61,7 @@ class CaptureSource:
         # The newest decoded picture stays in FFmpeg's YUV until someone asks for it: most
         # frames are overwritten before any consumer looks (detect_fps < camera fps), and the
         # YUV -> BGR conversion is a large share of the decode cost.
-        self._latest_raw: tuple[int, float, datetime, av.VideoFrame] | None = None
+        self._latest_raw: tuple[int, float, datetime, av.VideoFrame, bool] | None = None
         self._latest: Frame | None = None
         self._convert_lock = threading.Lock()
         self._stop = threading.Event()
@@ -104,13 +104,14 @@ class CaptureSource:
                 done = self._latest
             if done is not None and done.seq == raw[0]:
                 return done  # another consumer converted it meanwhile
-            seq, mono, at, picture = raw
+            seq, mono, at, picture, sparse = raw
             frame = Frame(
                 self.camera_id,
                 seq,
                 mono,
                 at,
                 np.asarray(picture.to_ndarray(format="bgr24"), dtype=np.uint8),
+                sparse,
             )
             with self._lock:
                 if self._latest is None or self._latest.seq < seq:
@@ -371,7 +372,7 @@ class CaptureSource:
         mono, at = when
         with self._lock:
             self._seq = max(self._seq + 1, seq or 0)
-            self._latest_raw = (self._seq, mono, at, picture)
+            self._latest_raw = (self._seq, mono, at, picture, seq is not None)
             self._decoded_times.append(time.monotonic())
             pts = picture.pts
             stream_s = (

@@ -161,6 +161,9 @@ async def test_quiet_cameras_decode_keyframes_until_watched_or_busy(
         await asyncio.sleep(6)  # a few GOPs at keyframes only
         quiet = await poll("still quiet", lambda: mode("diam", "keyframes"), 5)
         assert 0.2 <= quiet["decoded_fps"] <= 0.8, quiet  # a keyframe each 2 s, not 10 fps
+        if shape == "one-process":
+            metrics = (await http.get("/metrics")).text
+            assert 'pantau_camera_keyframes_only{camera="diam"} 1.0' in metrics
 
         # An MJPEG viewer: every frame while it watches.
         seen: list[str] = []

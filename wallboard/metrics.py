@@ -86,6 +86,22 @@ class _Snapshot(Collector):
         for cam, state in cameras.items() if isinstance(cameras, dict) else []:
             up.add_metric([str(cam), str(state)], 1.0 if state == "online" else 0.0)
         yield up
+        decoding = self.health.get("decoding")
+        if isinstance(decoding, dict):
+            fps = GaugeMetricFamily(
+                "pantau_camera_decoded_fps", "frames decoded per second (few while quiet)",
+                labels=["camera"],
+            )  # fmt: skip
+            quiet = GaugeMetricFamily(
+                "pantau_camera_keyframes_only", "1 while a quiet camera decodes keyframes only",
+                labels=["camera"],
+            )  # fmt: skip
+            for cam, d in decoding.items():
+                if isinstance(d, dict):
+                    fps.add_metric([str(cam)], _num(d.get("decoded_fps")))
+                    quiet.add_metric([str(cam)], 1.0 if d.get("mode") == "keyframes" else 0.0)
+            yield fps
+            yield quiet
 
     def _detector(self) -> Iterator[Metric]:
         detector = self.health.get("detector")
