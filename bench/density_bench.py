@@ -110,12 +110,12 @@ def busy_frames(source: Path) -> tuple[np.ndarray, list[np.ndarray]]:
 
 def camera_clip(k: int, empty: np.ndarray, busy: list[np.ndarray], idle: bool = False) -> Path:
     """Camera k's 60 s loop (cached): still with noise, its busy period at offset_of(k)."""
-    name = f"density-{'idle' if idle else k}-{W}x{H}-{FPS}fps-g{GOP_S}-l{LOOP_S}.mp4"
+    name = f"density-{'still' if idle else k}-{W}x{H}-{FPS}fps-g{GOP_S}-l{LOOP_S}.mp4"
     path = default_cache_dir() / name
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    start = -1 if idle else round(offset_of(k) * FPS)
+    start = LOOP_S * FPS if idle else round(offset_of(k) * FPS)  # idle: never busy
     rng = np.random.default_rng(k)
     base = empty.astype(np.int16)
     tmp = path.with_suffix(f".part{os.getpid()}.mp4")

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
 FULL, KEYFRAMES = "full", "keyframes"
 GOP_KEEP_MAX = 600  # packets kept for a catch-up: a camera whose GOP is longer waits for a key
+# A connection decodes from its first keyframe (what comes before would be broken pictures:
+# false motion, false tamper), unless none is flagged within this many packets (intra-refresh
+# streams have no IDR): then from wherever it is.
+KEY_WAIT_PACKETS = 150
 
 # (one encoded access unit as the camera sent it, Annex-B for H.264; is it a keyframe)
 PacketListener = Callable[[bytes, bool], None]
@@ -293,6 +297,7 @@ class CaptureSource:
         whole = False  # `gop` starts at a keyframe and nothing since is missing
         seen_key = False  # on this connection: before one, decode whatever comes (as always)
         self._key_pts = None
+        opened_at = self._packets
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -310,6 +315,8 @@ class CaptureSource:
                         gop.append(arrived)
                     else:
                         gop, whole = [], False  # too long to keep: full rate waits for a key
+                if not seen_key and self._packets - opened_at < KEY_WAIT_PACKETS:
+                    continue  # before the first keyframe a decoder only makes broken pictures
                 if self._mode == FULL and (self._want_full or not seen_key):
                     for decoded in ctx.decode(packet):
                         self._publish(decoded, self._now())  # type: ignore[arg-type]
