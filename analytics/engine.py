@@ -210,7 +210,8 @@ class CameraAnalytics:
                     size = self.detect_size or self._detector.config.imgsz
                     full_due = frame.captured_mono - self._last_full_mono >= self._full_frame_s
                     if gate is not None and gate.motion and self._regions and not full_due:
-                        crops = regions.plan(gate.regions, frame.width, frame.height, size)
+                        crops = regions.plan(gate.regions, frame.width, frame.height, size,
+                                             self.last_detections)  # fmt: skip
                     if crops:
                         pending = await self._submit_crops(frame, crops, size)
                     else:

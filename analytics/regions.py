@@ -55,8 +55,13 @@ class Crop:
         return area > 0 and w * h / area >= share
 
 
-def plan(regions: list[Box], width: int, height: int, detect_size: int) -> list[Crop] | None:
-    """The crops for a frame's motion regions; None: detect the whole frame."""
+def plan(
+    regions: list[Box], width: int, height: int, detect_size: int,
+    objects: list[Detection] | None = None,
+) -> list[Crop] | None:  # fmt: skip
+    """The crops for a frame's motion regions; None: detect the whole frame. A crop grows to
+    hold every object of the last frame it touches (`objects`): a walker whose moving legs
+    made the blob is cropped whole, not cut at the knees."""
     if not regions:
         return None
     scale = detect_size / max(width, height)  # model pixels per frame pixel
@@ -69,6 +74,11 @@ def plan(regions: list[Box], width: int, height: int, detect_size: int) -> list[
         bx0, bx1, by0, by1 = bx0 - pad_x, bx1 + pad_x, by0 - pad_y, by1 + pad_y
         crops.append(_fit(bx0, by0, bx1, by1, least, width, height))
     merged = _merge(crops)
+    for _ in range(3):  # growing to an object may make a crop touch the next one
+        grown = [_hold(c, objects or [], width, height) for c in merged]
+        if grown == merged:
+            break
+        merged = _merge(grown)
     if sum(c.area for c in merged) > MAX_SHARE * width * height:
         return None
     return merged
@@ -91,6 +101,15 @@ def _fit(x0: float, y0: float, x1: float, y1: float, least: float, width: int,
     cx0, cx1 = side(x0, x1, width)
     cy0, cy1 = side(y0, y1, height)
     return Crop(cx0, cy0, cx1, cy1)
+
+
+def _hold(crop: Crop, objects: list[Detection], width: int, height: int) -> Crop:
+    for d in objects:
+        box = Crop(max(0, int(d.x1)), max(0, int(d.y1)),
+                   min(width, round(d.x2) + 1), min(height, round(d.y2) + 1))  # fmt: skip
+        if crop.overlaps(box):
+            crop = crop.union(box)
+    return crop
 
 
 def _merge(crops: list[Crop]) -> list[Crop]:

@@ -230,6 +230,11 @@ async def run_pantau(model: str, urls: list[str], expected: list[list[float]], t
         cpu_pct = (total.user + total.system - cpu.user - cpu.system) / elapsed * 100
         decoded = sum(r.worker.capture.decoded_total for r in host.running.values()) - decoded0
         images = host.detector.stats.images - images0
+        # The loopback server hands a new client the current GOP from its keyframe, paced in
+        # real time: that client then sees the stream late by (connect - ready) mod GOP for
+        # the whole run. Each camera's scripted times move by its own lag.
+        lags = [((r.worker.capture.first_packet_at or t_ready) - t_ready) % GOP_S
+                for r in host.running.values()]  # fmt: skip
         inferences = host.detector.stats.inferences - inferences0
         await host.stop()
     listener.cancel()
@@ -241,7 +246,9 @@ async def run_pantau(model: str, urls: list[str], expected: list[list[float]], t
         "detector_images_per_s": round(images / elapsed, 1),
         "inferences_per_s": round(inferences / elapsed, 1),
         "keyframe_share": round(statistics.mean(modes), 2) if modes else 0.0,
-        **timeliness(expected, {int(k.split("-")[1]): v for k, v in opened.items()}, t_ready,
+        "stream_lag_s": [round(lag, 2) for lag in lags],
+        **timeliness([[t + lag for t in e] for e, lag in zip(expected, lags, strict=True)],
+                     {int(k.split("-")[1]): v for k, v in opened.items()}, t_ready,
                      wall0, wall0 + elapsed),
     }  # fmt: skip
 
@@ -312,6 +319,7 @@ def timeliness(expected: list[list[float]], opened: dict[int, list[float]], t_re
         "on_time_share": round(on_time / periods, 3) if periods else None,
         "late_p50_s": round(statistics.median(lates), 2) if lates else None,
         "late_max_s": round(max(lates), 2) if lates else None,
+        "lates_s": [round(late, 2) for late in lates],
     }  # fmt: skip
 
 
@@ -354,24 +362,27 @@ def main() -> None:
     idle = camera_clip(0, empty, busy, idle=True)
     rows: list[dict[str, Any]] = []
     for n in counts:
-        with RtspTestServer({f"cam{k}": clips[k] for k in range(n)}) as server:
-            t_ready = time.time()
-            urls = [server.url(f"cam{k}") for k in range(n)]
-            expected = [[offset_of(k) + met] for k in range(n)]
-            names = ["pantau", "full", "naive"]
-            if n == args.ablate:
-                names[1:1] = ["keyframes only", "regions only"]
-            for name in names:
-                if name == "naive" and n > args.naive_max:
-                    continue
+        names = ["pantau", "full", "naive"]
+        if n == args.ablate:
+            names[1:1] = ["keyframes only", "regions only"]
+        for name in names:
+            if name == "naive" and n > args.naive_max:
+                continue
+            # A fresh server per row: its players start together when it is ready, so the
+            # scripted busy periods are at known times (a long-running server drifts a little
+            # at each loop's seek).
+            with RtspTestServer({f"cam{k}": clips[k] for k in range(n)}) as server:
+                t_ready = time.time()
+                urls = [server.url(f"cam{k}") for k in range(n)]
+                expected = [[offset_of(k) + met] for k in range(n)]
                 if name == "naive":
                     row = run_naive(args.model, urls, expected, t_ready, window)
                 else:
                     row = asyncio.run(run_pantau(args.model, urls, expected, t_ready, window,
                                                  name))  # fmt: skip
-                row = {"pipeline": name, "cameras": n, **row}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            row = {"pipeline": name, "cameras": n, **row}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     with RtspTestServer({"idle": idle}) as server:
         per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, min(window, 40)))
     print()

@@ -80,6 +80,7 @@ class CaptureSource:
         self._packets = 0  # video packets (frames) received over this source's life
         self.decoded_total = 0
         self.catch_ups = 0  # switches to full rate that decoded the kept GOP
+        self.first_packet_at: float | None = None  # time.time() of this connection's first
         self._key_pts: int | None = None  # the keyframe published last in keyframe mode
         self._state = CameraState.STARTING
         self.reconnects = 0
@@ -295,9 +296,9 @@ class CaptureSource:
         # The packets since the last keyframe, with when each arrived: a catch-up decodes them.
         gop: list[tuple[av.Packet, float, datetime]] = []
         whole = False  # `gop` starts at a keyframe and nothing since is missing
-        seen_key = False  # on this connection: before one, decode whatever comes (as always)
+        seen_key = False  # on this connection (keyframe mode needs one)
         self._key_pts = None
-        opened_at = self._packets
+        opened_at, decoded_at = self._packets, self.decoded_total
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -305,6 +306,8 @@ class CaptureSource:
                 self._relay(packet)
                 if packet.size:
                     arrived = (packet, *self._now())
+                    if self._packets == opened_at:
+                        self.first_packet_at = time.time()
                     self._packets += 1
                     with self._lock:
                         self._arrival_times.append(arrived[1])
@@ -340,7 +343,7 @@ class CaptureSource:
                                     decoded.time_base = packet.time_base  # type: ignore[union-attr]
                                 self._publish(decoded, gop[0][1:], seq=self._packets)  # type: ignore[arg-type]
                         self._key_pts = packet.pts
-                if not got_any and self.decoded_total:
+                if not got_any and self.decoded_total > decoded_at:
                     got_any = True
                     self._set_state(CameraState.ONLINE, None)
         except av.error.ExitError:  # the read timeout's interrupt

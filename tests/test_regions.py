@@ -35,6 +35,10 @@ def test_crops_are_padded_merged_and_at_least_the_models_useful_size() -> None:
     assert edge is not None and edge[0].x0 == 0 and edge[0].y0 == 0  # kept inside the frame
     assert plan([(0.0, 0.0, 0.9, 0.9)], 1280, 720, 640) is None  # most of it: the whole frame
     assert plan([], 1280, 720, 640) is None
+    # a walker whose legs made the blob: the crop holds the whole person seen last frame
+    walker = Detection("person", 0, 0.9, 600, 200, 680, 420)
+    (held,) = plan([(0.49, 0.52, 0.52, 0.58)], 1280, 720, 640, [walker]) or []
+    assert held.x0 <= 600 and held.y0 <= 200 and held.x1 >= 680 and held.y1 >= 420
 
 
 def test_merging_keeps_what_stands_still_outside_the_crops() -> None:
@@ -88,7 +92,7 @@ async def test_region_crops_find_the_people_full_frames_find(
             full = [d for d in await detector.detect("ref", image, size) if d.label == "person"]
             crops = None
             if result.motion and i % full_every:
-                crops = plan(result.regions, width, height, size)
+                crops = plan(result.regions, width, height, size, carried)
             if not crops:
                 carried = full
                 continue
