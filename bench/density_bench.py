@@ -343,6 +343,7 @@ def main() -> None:
     parser.add_argument("--naive-max", type=int, default=8, help="largest naive run")
     parser.add_argument("--quick", action="store_true", help="4 and 8 cameras, 40 s")
     parser.add_argument("--idle-only", action="store_true", help="only an idle camera's cost")
+    parser.add_argument("--out", default=None, help="results file name (bench/results/)")
     parser.add_argument("--ablate", type=int, default=8,
                         help="at this camera count also run each step alone")  # fmt: skip
     args = parser.parse_args()
@@ -406,7 +407,7 @@ def main() -> None:
         "idle_camera_cpu_pct": per_idle,
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
-    name = "density_quick.json" if args.quick else "density.json"
+    name = args.out or ("density_quick.json" if args.quick else "density.json")
     (RESULTS / name).write_text(json.dumps(report, indent=2))
     print(f"wrote {RESULTS / name}")
 

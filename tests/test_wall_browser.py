@@ -79,6 +79,7 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
         timeout=10000,
     )
     await page.locator("dialog[open] .btn.close").click()
+    await page.wait_for_selector("dialog#detail[open]", state="detached", timeout=10000)
     assert "Diterima" in await item.inner_text()
     stored = await running.store.incident(str(await item.get_attribute("data-incident")))
     assert stored is not None and stored.state == "acknowledged"
@@ -182,6 +183,7 @@ async def test_supervisor_assigns_uses_the_map_and_sets_a_silence(
     stored = await running.store.incident(incident_id)
     assert stored is not None and stored.owner == "satpol-pp"
     await page.locator("dialog[open] .btn.close").click()
+    await page.wait_for_selector("dialog#detail[open]", state="detached", timeout=10000)
 
     # Silence the camera's notifications for two hours from the manage dialog.
     await page.locator("#manage").click()

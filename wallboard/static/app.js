@@ -595,8 +595,9 @@ async function showDetail(id) {
   // Re-rendering the same incident (it was updated): keep the clip playing where it is, the
   // note being typed and the owner being picked, and the focus.
   const same = dlg.open && dlg.dataset.incident === id;
+  // The close button too: a click landing while an update re-renders the dialog still counts.
   const keep = same ? { note: dlg.querySelector("input.note"), video: dlg.querySelector("video.clip"),
-    pick: (dlg.querySelector("select.owner-pick") || {}).value } : {};
+    pick: (dlg.querySelector("select.owner-pick") || {}).value, close: dlg.querySelector("button.close") } : {};
   const focused = document.activeElement;
   const clipUrl = `/api/incidents/${inc.id}/clip.mp4`;
   dlg.dataset.incident = id;
@@ -634,7 +635,7 @@ async function showDetail(id) {
       ? el("button", { class: "btn", dataset: { do: "label-snapshot" }, onclick: () => { dlg.close();
         openLabels({ el, t, fmtTime, cameras: state.cameras }, { camera: inc.camera_id, zone: inc.zone_id, incident: inc.id }); } },
       t("lb_label_this")) : null,
-    el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
+    keep.close || el("button", { class: "btn close", onclick: () => dlg.close() }, t("close")));
   if (focused && focused !== document.body && dlg.contains(focused)) focused.focus();
   if (!dlg.open) dlg.showModal();
 }
