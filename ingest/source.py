@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import av
@@ -71,9 +71,8 @@ class CaptureSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
-        self._decoded_times: deque[float] = deque(maxlen=256)
-        # (seq, keyframe, stream time in s) of the latest decoded frames
-        self._decoded_log: deque[tuple[int, bool, float | None]] = deque(maxlen=512)
+        # (monotonic time, seq, keyframe, stream time in s) of the latest decoded frames
+        self._decoded_log: deque[tuple[float, int, bool, float | None]] = deque(maxlen=512)
         self._arrival_times: deque[float] = deque(maxlen=256)
         self._want_full = True  # set by the owner (any thread); the capture thread follows it
         self._mode = FULL
@@ -153,9 +152,9 @@ class CaptureSource:
     def decoded_fps(self, window_s: float = 5.0) -> float:
         """Frames per second decoded: the input rate at full rate, about 1/GOP on keyframes.
         Over a window of at least two GOPs, so keyframe mode reads steadily."""
-        return self._rate(self._decoded_times, window_s)
+        return self._rate((entry[0] for entry in self._decoded_log), window_s)
 
-    def _rate(self, times: deque[float], window_s: float) -> float:
+    def _rate(self, times: Iterable[float], window_s: float) -> float:
         now = time.monotonic()
         with self._lock:
             recent = [t for t in times if now - t <= window_s]
@@ -177,7 +176,7 @@ class CaptureSource:
     def decoded(self) -> list[tuple[int, bool, float | None]]:
         """The latest decoded frames: (seq, keyframe, stream time in seconds)."""
         with self._lock:
-            return list(self._decoded_log)
+            return [entry[1:] for entry in self._decoded_log]
 
     # ---- encoded packets (live video relays them without decoding) ---------------------
     def add_packet_listener(self, listener: PacketListener) -> None:
@@ -383,12 +382,13 @@ class CaptureSource:
         with self._lock:
             self._seq = max(self._seq + 1, seq or 0)
             self._latest_raw = (self._seq, mono, at, picture, seq is not None)
-            self._decoded_times.append(time.monotonic())
             pts = picture.pts
             stream_s = (
                 float(pts * picture.time_base) if pts is not None and picture.time_base else None
             )
-            self._decoded_log.append((self._seq, bool(picture.key_frame), stream_s))
+            self._decoded_log.append(
+                (time.monotonic(), self._seq, bool(picture.key_frame), stream_s)
+            )
             self.decoded_total += 1
         self.width, self.height = picture.width, picture.height
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -336,7 +337,7 @@ class CameraHost:
     def rates(self) -> dict[str, float]:
         return {cid: r.worker.capture.input_fps() for cid, r in self.running.items()}
 
-    def decoding(self) -> dict[str, dict[str, object]]:
+    def decoding(self) -> dict[str, dict[str, Any]]:
         """Per camera: decode mode, frames decoded and sent per second, catch-ups (health)."""
         return {
             cid: {"mode": c.decode_mode, "decoded_fps": round(c.decoded_fps(10.0), 2),

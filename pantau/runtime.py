@@ -210,9 +210,8 @@ class Runtime:
             self.hub.set_activity(self.host.active_cameras(time.monotonic()))
             if tick % 5 == 0:
                 decoding = self.host.decoding()
-                self.hub.send_rates(self.host.rates(), {
-                    cid: (str(d["mode"]), float(d["decoded_fps"]))  # type: ignore[arg-type]
-                    for cid, d in decoding.items()})  # fmt: skip
+                modes = {cid: (d["mode"], d["decoded_fps"]) for cid, d in decoding.items()}
+                self.hub.send_rates(self.host.rates(), modes)
             await asyncio.sleep(1.0)
 
     def kecamatan_names(self) -> list[str]:

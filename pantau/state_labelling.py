@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from analytics.state_model import disable, enable, enabled
 from events.store import Store
-from pantau.config import PantauConfig
+from pantau.config import Camera, PantauConfig
 from pantau.state_labels import StateLabels
 from pantau.state_training import StateTraining, as_dict
 
@@ -100,9 +100,14 @@ class Labelling:
         made = await self.labels.add(camera_id, zone, state, frame, taken_at, source, ref, by)
         return asdict(made)
 
-    async def recorded_frame(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
-        if not any(c.id == camera_id for c in self._config().cameras):
+    def _camera(self, camera_id: str) -> Camera:
+        camera = next((c for c in self._config().cameras if c.id == camera_id), None)
+        if camera is None:
             raise LookupError(f"no camera {camera_id!r}")
+        return camera
+
+    async def recorded_frame(self, camera_id: str, at: datetime) -> npt.NDArray[np.uint8]:
+        self._camera(camera_id)
         try:
             return await self.recorded(camera_id, at)
         except FileNotFoundError as exc:
@@ -135,11 +140,8 @@ class Labelling:
                                 incident.id, by)  # fmt: skip
 
     def zones(self, camera_id: str) -> list[dict[str, Any]]:
-        camera = next((c for c in self._config().cameras if c.id == camera_id), None)
-        if camera is None:
-            raise LookupError(f"no camera {camera_id!r}")
         return [{"id": z.id, "name": z.name or z.id, "points": [list(p) for p in z.points]}
-                for z in camera.zones]  # fmt: skip
+                for z in self._camera(camera_id).zones]  # fmt: skip
 
     async def list(self, camera_id: str, zone_id: str) -> dict[str, Any]:
         self._training().zone(camera_id, zone_id)
