@@ -10,6 +10,12 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+# Longer than the common clients' idle pool expiry (httpx 5 s, aiohttp 15 s; nginx's own is
+# 75 s): the client should be the one to close an idle connection. With uvicorn's default of
+# 5 s a client reusing a connection just as the server drops it gets a bare read error on a
+# POST it cannot know whether to resend (seen in CI on an alert POST).
+KEEP_ALIVE_S = 75
+
 
 class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the runtime owns SIGINT/SIGTERM."""
@@ -33,7 +39,7 @@ async def serve(
     server = QuietServer(
         uvicorn.Config(
             app, host=host, port=port, log_config=None, timeout_graceful_shutdown=1,
-            ws_ping_interval=20, server_header=False,
+            ws_ping_interval=20, server_header=False, timeout_keep_alive=KEEP_ALIVE_S,
             proxy_headers=bool(trusted_proxies),
             forwarded_allow_ips=",".join(trusted_proxies or []) or None,
             ssl_certfile=str(tls[0]) if tls else None, ssl_keyfile=str(tls[1]) if tls else None,
