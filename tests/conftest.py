@@ -17,7 +17,8 @@ import pytest
 
 from pantau import demo_media
 from pantau.config import load
-from pantau.redis_server import RedisServer
+from pantau.local_fleet import LocalFleet, until
+from pantau.redis_server import RedisServer, free_port
 from pantau.rtsp_server import RtspTestServer
 from pantau.runtime import Runtime
 
@@ -171,6 +172,81 @@ async def recording_runtime(
     await runtime.start()
     yield runtime
     await runtime.stop()
+
+
+def frames_every(path: Path, step_s: float) -> list[tuple[float, Any]]:
+    """(seconds, BGR frame) of a clip, one frame every `step_s` of video time."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames, index = [], 0
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if index % round(fps * step_s) == 0:
+            frames.append((index / fps, image))
+        index += 1
+    cap.release()
+    return frames
+
+
+@contextlib.contextmanager
+def site_bus(shape: str, tmp_path: Path) -> Iterator[str]:
+    """The bus of a running site in `shape`: "memory" for one process, a fresh real
+    redis-server for "scaled-out" (the test skips where none is installed)."""
+    if shape != "scaled-out":
+        yield "memory"
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        yield redis.url
+    finally:
+        redis.stop()
+
+
+@contextlib.contextmanager
+def shaped_site(
+    shape: str, tmp_path: Path, config: Callable[[str, int], str], password: str
+) -> Iterator[LocalFleet]:
+    """A whole site as real processes: `pantau run`, or `pantau server` + worker box-a on
+    Redis; `config(bus, web_port)` is its cameras.yaml."""
+    with site_bus(shape, tmp_path) as bus:
+        web_port = free_port()
+        path = tmp_path / "cameras.yaml"
+        path.write_text(config(bus, web_port), encoding="utf-8")
+        fleet = LocalFleet(tmp_path, path, web_port, {"PANTAU_ADMIN_PASSWORD": password})
+        if bus == "memory":
+            fleet.spawn("site", "run")
+        else:
+            fleet.server()
+            fleet.worker("box-a")
+        try:
+            yield fleet
+        finally:
+            fleet.stop()
+
+
+async def poll_fleet(fleet: LocalFleet, what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """`until`, failing the test (with the processes' logs) when time is up."""
+    try:
+        return await until(what, check, timeout, fleet)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
+
+
+async def fleet_login(http: Any, fleet: LocalFleet, password: str) -> None:
+    """Log `http` (an httpx client on the site) in as admin once the site answers."""
+
+    async def attempt() -> str | None:
+        r = await http.post("/api/login", json={"username": "admin", "password": password})
+        return r.json()["token"] if r.status_code == 200 else None
+
+    http.headers["Authorization"] = f"Bearer {await poll_fleet(fleet, 'site up', attempt, 90)}"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ and the site's API shows it, on the server's real clock and bus."""
 from __future__ import annotations
 
 import asyncio
-import shutil
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,8 @@ import pytest
 from events.api_keys import ApiKeys
 from events.model import ActionKind, IncidentState
 from pantau.config import load
-from pantau.redis_server import RedisServer
 from pantau.runtime import Runtime
-from tests.conftest import FakeTelegram, bearer, staff_token
+from tests.conftest import FakeTelegram, bearer, site_bus, staff_token
 
 CONFIG = """\
 server: {{host: 127.0.0.1, port: 0}}
@@ -50,18 +49,12 @@ routing:
 async def test_terima_from_telegram_on_a_running_site(
     shape: str, tmp_path: Path, model_path: Path, telegram_api: FakeTelegram
 ) -> None:
-    redis = None
-    bus = "memory"
-    if shape == "scaled-out":
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
-        redis = RedisServer(tmp_path / "redis")
-        redis.start()
-        bus = redis.url
+    services = contextlib.ExitStack()
+    bus = services.enter_context(site_bus(shape, tmp_path))
     path = tmp_path / "cameras.yaml"
     path.write_text(CONFIG.format(data_dir=tmp_path / "var", bus=bus, model=model_path,
                                   api=telegram_api.url), encoding="utf-8")  # fmt: skip
-    runtime = Runtime(load(path), tmp_path, role="server" if redis else "all")
+    runtime = Runtime(load(path), tmp_path, role="server" if bus != "memory" else "all")
     await runtime.start()
     try:
         _, key = await ApiKeys(runtime.store).create("dishub")
@@ -90,8 +83,7 @@ async def test_terima_from_telegram_on_a_running_site(
                        and a["opd_id"] == "bpbd" for a in log)  # fmt: skip
     finally:
         await runtime.stop()
-        if redis is not None:
-            redis.stop()
+        services.close()
 
 
 async def _until(check: Any, what: str, timeout: float = 20) -> Any:

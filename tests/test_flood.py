@@ -15,6 +15,7 @@ from analytics.config import FloodRule, Zone
 from analytics.detection import Detection
 from analytics.incidents import Transition
 from analytics.rules.flood import FloodState
+from tests.conftest import frames_every
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 FLOOR = Zone(
@@ -55,16 +56,7 @@ def transitions(
 
 @pytest.mark.slow
 def test_indoor_clip_floods_the_floor(assets: Path) -> None:
-    cap = cv2.VideoCapture(str(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4"))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames, index = [], 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        if index % round(fps / 2) == 0:
-            frames.append((index / fps, image))
-        index += 1
+    frames = frames_every(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4", 0.5)
     state = FloodState(rule(FLOOR), FLOOR)
     fractions = []
     events = []

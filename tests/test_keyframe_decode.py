@@ -18,18 +18,10 @@ from ingest.config import CameraSource
 from ingest.source import FULL, KEYFRAMES, CaptureSource
 from pantau.demo_media import ffmpeg_binary
 from pantau.rtsp_server import RtspTestServer
+from tests.test_source import wait_for
 
 pytestmark = pytest.mark.slow
 FPS, GOP = 15, 15  # a keyframe a second
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def gop_clip(people_clip: Path, folder: Path, b_frames: int) -> Path:

@@ -15,7 +15,6 @@ in. H.264 at 10 fps with a 2 s GOP, as a cheap camera's stream.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,9 +27,9 @@ import numpy as np
 import pytest
 
 from pantau.demo_media import ffmpeg_binary
-from pantau.local_fleet import LocalFleet, until
-from pantau.redis_server import RedisServer, free_port
+from pantau.local_fleet import LocalFleet
 from pantau.rtsp_server import RtspTestServer
+from tests.conftest import fleet_login, poll_fleet, shaped_site
 
 pytestmark = pytest.mark.slow
 PASSWORD = "quiet-camera-test-1"
@@ -96,33 +95,15 @@ def site(
     rtsp_server: Callable[..., RtspTestServer],
 ) -> Iterator[tuple[str, LocalFleet]]:  # fmt: skip
     shape = str(request.param)
-    redis = None
-    bus = "memory"
-    if shape == "scaled-out":
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
-        redis = RedisServer(tmp_path / "redis")
-        redis.start()
-        bus = redis.url
     rtsp = rtsp_server({"still": clips[0], "walk": clips[1]})
-    web_port = free_port()
-    config = tmp_path / "cameras.yaml"
-    config.write_text(CONFIG.format(
-        web_port=web_port, data_dir=tmp_path / "var", bus=bus, model=model_path,
-        still=rtsp.url("still"), walk=rtsp.url("walk"),
-    ), encoding="utf-8")  # fmt: skip
-    fleet = LocalFleet(tmp_path, config, web_port, {"PANTAU_ADMIN_PASSWORD": PASSWORD})
-    if redis is None:
-        fleet.spawn("site", "run")
-    else:
-        fleet.server()
-        fleet.worker("box-a")
-    try:
+
+    def config(bus: str, web_port: int) -> str:
+        return CONFIG.format(web_port=web_port, data_dir=tmp_path / "var", bus=bus,
+                             model=model_path, still=rtsp.url("still"),
+                             walk=rtsp.url("walk"))  # fmt: skip
+
+    with shaped_site(shape, tmp_path, config, PASSWORD) as fleet:
         yield shape, fleet
-    finally:
-        fleet.stop()
-        if redis is not None:
-            redis.stop()
 
 
 async def decoding(http: httpx.AsyncClient, shape: str) -> dict[str, dict[str, Any]]:
@@ -140,18 +121,10 @@ async def test_quiet_cameras_decode_keyframes_until_watched_or_busy(
     shape, fleet = site
 
     async def poll(what: str, check: Callable[[], Any], timeout: float) -> Any:
-        try:
-            return await until(what, check, timeout, fleet)
-        except TimeoutError as exc:
-            pytest.fail(str(exc))
+        return await poll_fleet(fleet, what, check, timeout)
 
     async with httpx.AsyncClient(base_url=fleet.base_url, timeout=20) as http:
-
-        async def login() -> str | None:
-            r = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
-            return r.json()["token"] if r.status_code == 200 else None
-
-        http.headers["Authorization"] = f"Bearer {await poll('site up', login, 90)}"
+        await fleet_login(http, fleet, PASSWORD)
 
         async def mode(camera: str, want: str) -> dict[str, Any] | None:
             got = (await decoding(http, shape)).get(camera)

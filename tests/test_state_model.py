@@ -13,6 +13,7 @@ import pytest
 
 from analytics.config import Zone
 from analytics.state_model import Label, StateModel, crop, next_version, train
+from tests.conftest import frames_every
 
 FLOOR = Zone(
     id="lantai",
@@ -24,17 +25,7 @@ FLOOR = Zone(
 @pytest.fixture(scope="module")
 def clip(assets: Path) -> list[tuple[float, np.ndarray]]:
     """Two frames a second of the clip (t, frame)."""
-    cap = cv2.VideoCapture(str(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4"))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames, index = [], 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        if index % round(fps / 2) == 0:
-            frames.append((index / fps, image))
-        index += 1
-    return frames
+    return frames_every(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4", 0.5)
 
 
 def gudang_yaml() -> str:

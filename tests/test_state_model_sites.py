@@ -14,7 +14,6 @@ from ~12 s, looped) and is recorded.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,9 +25,9 @@ import numpy as np
 import pytest
 
 from analytics.state_model import enabled, train
-from pantau.local_fleet import LocalFleet, holders, until
-from pantau.redis_server import RedisServer, free_port
+from pantau.local_fleet import LocalFleet, holders
 from pantau.rtsp_server import RtspTestServer
+from tests.conftest import fleet_login, frames_every, poll_fleet, shaped_site
 from tests.test_state_model import FLOOR, labelled
 
 pytestmark = pytest.mark.slow
@@ -58,17 +57,7 @@ cameras:
 
 @pytest.fixture
 def clip_frames(assets: Path) -> list[tuple[float, Any]]:
-    cap = cv2.VideoCapture(str(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4"))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    frames, index = [], 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        if index % round(fps / 2) == 0:
-            frames.append((index / fps, image))
-        index += 1
-    return frames
+    return frames_every(assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4", 0.5)
 
 
 @pytest.fixture(params=["one-process", "scaled-out"])
@@ -77,33 +66,15 @@ def site(
     rtsp_server: Callable[..., RtspTestServer],
 ) -> Iterator[tuple[str, LocalFleet]]:  # fmt: skip
     shape = str(request.param)
-    redis = None
-    bus = "memory"
-    if shape == "scaled-out":
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server is not installed (scripts/install.sh --test installs it)")
-        redis = RedisServer(tmp_path / "redis")
-        redis.start()
-        bus = redis.url
     rtsp = rtsp_server({"gudang": assets / "video" / "flood_indoor_cctv_MiyanoShiho21.mp4"})
-    web_port = free_port()
-    config = tmp_path / "cameras.yaml"
-    config.write_text(CONFIG.format(
-        web_port=web_port, data_dir=tmp_path / "var", bus=bus, model=model_path,
-        url=rtsp.url("gudang"), points=[list(p) for p in FLOOR.points],
-    ), encoding="utf-8")  # fmt: skip
-    fleet = LocalFleet(tmp_path, config, web_port, {"PANTAU_ADMIN_PASSWORD": PASSWORD})
-    if redis is None:
-        fleet.spawn("site", "run")
-    else:
-        fleet.server()
-        fleet.worker("box-a")
-    try:
+
+    def config(bus: str, web_port: int) -> str:
+        return CONFIG.format(web_port=web_port, data_dir=tmp_path / "var", bus=bus,
+                             model=model_path, url=rtsp.url("gudang"),
+                             points=[list(p) for p in FLOOR.points])  # fmt: skip
+
+    with shaped_site(shape, tmp_path, config, PASSWORD) as fleet:
         yield shape, fleet
-    finally:
-        fleet.stop()
-        if redis is not None:
-            redis.stop()
 
 
 async def test_a_model_enabled_on_the_server_drives_the_running_camera(
@@ -114,18 +85,10 @@ async def test_a_model_enabled_on_the_server_drives_the_running_camera(
     zone = "/api/cameras/gudang/zones/lantai"
 
     async def poll(what: str, check: Callable[[], Any], timeout: float) -> Any:
-        try:
-            return await until(what, check, timeout, fleet)
-        except TimeoutError as exc:
-            pytest.fail(str(exc))
+        return await poll_fleet(fleet, what, check, timeout)
 
     async with httpx.AsyncClient(base_url=fleet.base_url, timeout=20) as http:
-
-        async def login() -> str | None:
-            r = await http.post("/api/login", json={"username": "admin", "password": PASSWORD})
-            return r.json()["token"] if r.status_code == 200 else None
-
-        http.headers["Authorization"] = f"Bearer {await poll('site up', login, 90)}"
+        await fleet_login(http, fleet, PASSWORD)
 
         async def frame() -> bool:
             return (await http.get("/api/cameras/gudang/frame.jpg")).status_code == 200
