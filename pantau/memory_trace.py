@@ -33,6 +33,7 @@ class MemoryTrace:
         self._baseline: tracemalloc.Snapshot | None = None
         self._task: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
+        self._frames = 1
 
     @classmethod
     def from_env(cls) -> MemoryTrace | None:
@@ -43,7 +44,8 @@ class MemoryTrace:
         return cls(Path(path), every_s=every)
 
     async def start(self) -> None:
-        tracemalloc.start(int(os.environ.get("PANTAU_MEMORY_TRACE_FRAMES", "1")))
+        self._frames = max(1, int(os.environ.get("PANTAU_MEMORY_TRACE_FRAMES", "1")))
+        tracemalloc.start(self._frames)
         self._t0 = time.monotonic()
         self._task = asyncio.create_task(self._run(), name="memory-trace")
         log.warning("memory trace on: %s every %.0f s (costs CPU and memory)", self.path,
@@ -82,9 +84,13 @@ class MemoryTrace:
                 for s in snap.statistics("lineno")[: self.top]
             ]
         else:
+            # With deeper tracebacks, group by the whole stack: the line that allocates (a dict
+            # insert, a list append) says little, its callers name the holder.
+            key = "traceback" if self._frames > 1 else "lineno"
             line["grew"] = [
-                {"where": str(d.traceback[0]), "mb": d.size / 1e6, "diff_mb": d.size_diff / 1e6,
-                 "count_diff": d.count_diff}
-                for d in snap.compare_to(self._baseline, "lineno")[: self.top]
+                {"where": str(d.traceback[-1]), "mb": d.size / 1e6, "diff_mb": d.size_diff / 1e6,
+                 "count_diff": d.count_diff,
+                 **({"stack": [str(f) for f in d.traceback]} if self._frames > 1 else {})}
+                for d in snap.compare_to(self._baseline, key)[: self.top]
             ]  # fmt: skip
         return line
