@@ -96,6 +96,9 @@ class CrowdRule(Strict):
     for_s: float = Field(default=5.0, ge=0, le=3600, alias="for")
     clear_after_s: float = Field(default=10.0, ge=0, le=3600, alias="clear_after")
     cooldown_s: float = Field(default=60.0, ge=0, le=86400, alias="cooldown")
+    # A dip shorter than this (the detector missing someone for a few frames) does not restart
+    # the dwell time.
+    grace_s: float = Field(default=1.0, ge=0, le=60, alias="grace")
     severity: Severity = Severity.MEDIUM
     classes: list[str] = Field(default=["person"], min_length=1)
 
@@ -147,6 +150,9 @@ class TrafficRule(Strict):
     for_s: float = Field(default=20.0, ge=0, le=3600, alias="for")
     clear_after_s: float = Field(default=30.0, ge=0, le=3600, alias="clear_after")
     cooldown_s: float = Field(default=120.0, ge=0, le=86400, alias="cooldown")
+    # A dip shorter than this (the detector missing someone for a few frames) does not restart
+    # the dwell time.
+    grace_s: float = Field(default=1.0, ge=0, le=60, alias="grace")
     severity: Severity = Severity.MEDIUM
     classes: list[str] = Field(default=VEHICLES, min_length=1)
 

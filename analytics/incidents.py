@@ -1,8 +1,9 @@
 """Debounce, hysteresis and cooldown: turns a noisy per-frame signal into incident transitions.
 
 idle --(true for `for_s`)--> open --(false for `clear_after_s`)--> closed (cooldown) --> idle
-A condition that flickers shorter than `for_s` never opens; one that dips shorter than
-`clear_after_s` never closes; after closing, nothing reopens until `cooldown_s` has passed.
+A condition that flickers shorter than `for_s` never opens (dips shorter than `grace_s` inside
+the dwell do not restart it); one that dips shorter than `clear_after_s` never closes; after
+closing, nothing reopens until `cooldown_s` has passed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ class Transition(StrEnum):
 
 
 class Hysteresis:
-    def __init__(self, for_s: float, clear_after_s: float, cooldown_s: float) -> None:
+    """`for_s` of the condition opens, `clear_after_s` without it closes, `cooldown_s` after a
+    close nothing reopens. `grace_s`: while the dwell runs, a dip shorter than this does not
+    restart it (a detector that misses one person of seven for a frame must not delay a crowd
+    incident by a whole dwell time)."""
+
+    def __init__(
+        self, for_s: float, clear_after_s: float, cooldown_s: float, grace_s: float = 0.0
+    ) -> None:
         self.for_s = for_s
         self.clear_after_s = clear_after_s
         self.cooldown_s = cooldown_s
+        self.grace_s = grace_s
         self.is_open = False
         self._true_since: float | None = None
         self._false_since: float | None = None
+        self._dip_since: float | None = None
         self._cooldown_until = float("-inf")
 
     @property
@@ -33,9 +43,18 @@ class Hysteresis:
 
     def update(self, condition: bool, now: float) -> Transition | None:
         if not self.is_open:
-            if not condition or now < self._cooldown_until:
-                self._true_since = None
+            if now < self._cooldown_until:
+                self._true_since = self._dip_since = None
                 return None
+            if not condition:
+                if self._true_since is not None and self.grace_s > 0:
+                    if self._dip_since is None:
+                        self._dip_since = now
+                    if now - self._dip_since < self.grace_s:
+                        return None
+                self._true_since = self._dip_since = None
+                return None
+            self._dip_since = None
             if self._true_since is None:
                 self._true_since = now
             if now - self._true_since >= self.for_s:

@@ -19,6 +19,17 @@ def test_opens_only_after_dwell() -> None:
     assert run(h, flicker) == [(6, Transition.OPENED)]
 
 
+def test_a_dip_shorter_than_the_grace_does_not_restart_the_dwell() -> None:
+    h = Hysteresis(for_s=3, clear_after_s=5, cooldown_s=0, grace_s=1.0)
+    blink = [(0, True), (1, True), (1.2, False), (1.4, True), (2, True), (3, True)]
+    assert run(h, blink) == [(3, Transition.OPENED)]  # the 0.2 s miss is ignored
+    h = Hysteresis(for_s=3, clear_after_s=5, cooldown_s=0, grace_s=1.0)
+    gap = [(0, True), (1, False), (1.5, False), (2, False), (2.5, True), (5, True), (5.5, True)]
+    assert run(h, gap) == [(5.5, Transition.OPENED)]  # a 1.5 s gap restarts it
+    h = Hysteresis(for_s=3, clear_after_s=5, cooldown_s=0, grace_s=1.0)
+    assert run(h, [(0, True), (2.9, False), (3.1, False)]) == []  # never opens on a dip
+
+
 def test_short_dips_do_not_close() -> None:
     h = Hysteresis(for_s=0, clear_after_s=5, cooldown_s=0)
     samples = [(0, True), (1, False), (3, False), (4, True), (5, False), (9, False), (10, False)]

@@ -1,6 +1,7 @@
 """Detect only where things move: motion regions become padded, merged crops at the frame's
 own model scale; on the real PETS-2009 clip with the real model, the crops (with what stands
-still carried over) find the same people as full frames."""
+still carried over) find the same people as full frames, so counts and a crowd rule's
+incidents do not change."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from analytics.config import DetectorConfig
 from analytics.detection import Detection
 from analytics.detector import Detector
+from analytics.incidents import Hysteresis, Transition
 from analytics.motion import MotionGate
 from analytics.regions import MIN_MODEL_PX, Crop, merge, plan, shift
 
@@ -86,6 +88,7 @@ async def test_region_crops_find_the_people_full_frames_find(
         carried: list[Detection] = []
         ref_total = got_total = matched_ref = matched_got = crop_frames = 0
         area = 0.0
+        counts: list[tuple[int, int]] = []  # persons per frame: (full frames, crops)
         for i, image in enumerate(frames):
             height, width = image.shape[:2]
             result = gate.check(image, i / 5)
@@ -95,6 +98,7 @@ async def test_region_crops_find_the_people_full_frames_find(
                 crops = plan(result.regions, width, height, size, carried)
             if not crops:
                 carried = full
+                counts.append((len(full), len(full)))
                 continue
             scale = size / max(width, height)
             found: list[Detection] = []
@@ -104,6 +108,7 @@ async def test_region_crops_find_the_people_full_frames_find(
                 found += shift(await detector.detect("crops", part, side), c)
             ours = [d for d in merge(found, crops, carried) if d.label == "person"]
             carried = ours
+            counts.append((len(full), len(ours)))
             crop_frames += 1
             area += sum(c.area for c in crops) / (width * height)
             ref_total += len(full)
@@ -119,3 +124,22 @@ async def test_region_crops_find_the_people_full_frames_find(
         crop_frames, recall, precision, ref_total, got_total, area / crop_frames)  # fmt: skip
     assert recall >= 0.9 and precision >= 0.9, (recall, precision, ref_total, got_total)
     assert area / crop_frames < 0.6  # and the crops were a part of the picture
+    # What the rules see: the person count per frame, and a crowd rule's incidents on it (a
+    # level the scene crosses, 3 s dwell, cleared after 5 s) open at the same moments.
+    off = [abs(a - b) for a, b in counts]
+    assert sum(off) / len(off) <= 0.5 and sum(d <= 1 for d in off) / len(off) >= 0.9, counts
+    level = sorted(a for a, _ in counts)[len(counts) * 3 // 4]
+
+    def opened(which: int) -> list[float]:
+        gate, out = Hysteresis(3.0, 5.0, 0.0, grace_s=1.0), []  # the rule's default grace
+        for i, pair in enumerate(counts):
+            if gate.update(pair[which] >= level, i / 5) is Transition.OPENED:
+                out.append(i / 5)
+        return out
+
+    ref_open, our_open = opened(0), opened(1)
+    logging.getLogger(__name__).info("crowd >= %d: full frames open at %s, crops at %s",
+                                     level, ref_open, our_open)  # fmt: skip
+    assert ref_open, counts  # the level was crossed for the dwell time at least once
+    assert len(our_open) == len(ref_open), (ref_open, our_open)
+    assert all(abs(a - b) <= 1.0 for a, b in zip(ref_open, our_open, strict=True))

@@ -26,7 +26,7 @@ class CrowdState:
     def __init__(self, rule: CrowdRule, area_m2: float | None = None) -> None:
         self.rule = rule
         self.threshold = rule.threshold(area_m2)
-        self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
+        self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s, rule.grace_s)
         self._peak = 0
         self._started_at: datetime | None = None
         self.last_count = 0  # what the last frame measured (a replay charts it)

@@ -34,7 +34,7 @@ class TrafficSignal:
 class TrafficState:
     def __init__(self, rule: TrafficRule) -> None:
         self.rule = rule
-        self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s)
+        self.gate = Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s, rule.grace_s)
         self._peak = 0
         self._peak_level = LEVELS[0]
         self._started_at: datetime | None = None
