@@ -300,8 +300,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             while time.monotonic() - t0 < total_s:
                 await asyncio.sleep(min(args.every, max(1.0, total_s - (time.monotonic() - t0))))
                 try:
-                    health = (await http.get("/api/health")).json()
-                except httpx.HTTPError as exc:  # counted: a health check that hangs is a finding
+                    answer = await http.get("/api/health")
+                    health = answer.json() if answer.status_code == 200 else {}
+                    if not health:
+                        missed += 1
+                        print(f"  health check: {answer.status_code} {answer.text[:300]!r}",
+                              flush=True)  # fmt: skip
+                except (httpx.HTTPError, ValueError) as exc:  # counted: a finding, not a crash
                     health = {}
                     missed += 1
                     print(f"  health check failed: {exc!r}", flush=True)
@@ -326,6 +331,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             demo.wait(30)
         except subprocess.TimeoutExpired:
             demo.kill()
+        log.close()
+        if sys.exc_info()[0] is not None:  # a failed soak keeps what the demo said
+            tail = (folder / "demo.log").read_text(errors="replace")[-4000:]
+            print(f"the demo's log, last lines:\n{tail}", file=sys.stderr, flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     return {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},

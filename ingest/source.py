@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import av
@@ -147,21 +147,18 @@ class CaptureSource:
 
     def input_fps(self, window_s: float = 5.0) -> float:
         """Frames per second the camera sends (decoded or not)."""
-        return self._rate(self._arrival_times, window_s)
+        with self._lock:
+            times = list(self._arrival_times)
+        return _rate(times, window_s)
 
     def decoded_fps(self, window_s: float = 5.0) -> float:
         """Frames per second decoded: the input rate at full rate, about 1/GOP on keyframes.
         Over a window of at least two GOPs, so keyframe mode reads steadily."""
-        return self._rate((entry[0] for entry in self._decoded_log), window_s)
-
-    def _rate(self, times: Iterable[float], window_s: float) -> float:
-        now = time.monotonic()
+        # Copied under the lock: the capture thread appends, and an iterator over a deque
+        # made before the lock is taken fails on the next append (seen in a soak run).
         with self._lock:
-            recent = [t for t in times if now - t <= window_s]
-        if len(recent) < 2:
-            return 0.0
-        span = now - recent[0] if len(recent) < 4 else recent[-1] - recent[0]
-        return (len(recent) - 1) / span if span > 0 else 0.0
+            times = [entry[0] for entry in self._decoded_log]
+        return _rate(times, window_s)
 
     # ---- decode mode ---------------------------------------------------------------------
     def set_full(self, full: bool) -> None:
@@ -421,3 +418,13 @@ def _has_sps(access_unit: bytes) -> bool:
             return True
         start = access_unit.find(b"\0\0\1", start + 3)
     return False
+
+
+def _rate(times: list[float], window_s: float) -> float:
+    """Events per second over the last `window_s` of monotonic `times` (oldest first)."""
+    now = time.monotonic()
+    recent = [t for t in times if now - t <= window_s]
+    if len(recent) < 2:
+        return 0.0
+    span = now - recent[0] if len(recent) < 4 else recent[-1] - recent[0]
+    return (len(recent) - 1) / span if span > 0 else 0.0

@@ -54,6 +54,25 @@ def test_frames_are_stamped_and_latest_wins(
     assert not src.is_alive() and src.state == CameraState.STOPPED
 
 
+def test_rates_can_be_read_from_any_thread_while_frames_decode(
+    rtsp_server: Callable[..., RtspTestServer], builtin_clip: Path
+) -> None:
+    # Health, /metrics and the status loop read the rates from other threads than the capture
+    # thread that appends to their logs; a reader must never see "deque mutated".
+    server = rtsp_server({"cam": builtin_clip})
+    src = CaptureSource("cam-rates", CameraSource(url=server.url("cam")))
+    src.start()
+    try:
+        assert wait_for(lambda: src.state == CameraState.ONLINE, 15), src.last_error
+        reads, deadline = 0, time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert src.decoded_fps(10.0) >= 0 and src.input_fps(10.0) >= 0
+            reads += 1
+        assert reads > 1000 and src.decoded_fps(2.0) > 5
+    finally:
+        src.stop(10)
+
+
 def test_refused_port_reports_offline_without_busy_loop(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/nothing"
