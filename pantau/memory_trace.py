@@ -93,4 +93,10 @@ class MemoryTrace:
                  **({"stack": [str(f) for f in d.traceback]} if self._frames > 1 else {})}
                 for d in snap.compare_to(self._baseline, key)[: self.top]
             ]  # fmt: skip
+            # Growth spread over many stacks adds up per file: the module that holds it.
+            line["grew_by_file"] = [
+                {"file": str(d.traceback[-1].filename), "diff_mb": d.size_diff / 1e6,
+                 "count_diff": d.count_diff}
+                for d in snap.compare_to(self._baseline, "filename")[: self.top]
+            ]  # fmt: skip
         return line
