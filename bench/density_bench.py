@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 import psutil
 
-from analytics.config import DetectorConfig
+from analytics.config import CrowdRule, DetectorConfig
 from analytics.detector import Detector
 from analytics.incidents import Hysteresis, Transition
 from bench.ingest_bench import cpu_model
@@ -66,9 +66,15 @@ DETECT_FPS = 5.0
 MIN_COUNT, DWELL_S = 4, 3.0
 ON_TIME_S = 2.0
 ZONE = {"id": "all", "points": [[0, 0], [1, 0], [1, 1], [0, 1]]}
-GRACE_S = 1.0  # the crowd rule's default: ground truth and the naive loop use it too
 RULE = {"type": "crowd", "zone": "all", "min_count": MIN_COUNT, "for": DWELL_S,
         "clear_after": 5, "cooldown": 0}  # fmt: skip
+
+
+def rule_gate() -> Hysteresis:
+    """The crowd rule's own dwell, clear, cooldown and grace: ground truth and the naive loop
+    judge a busy period exactly as Pantau's rule does."""
+    rule = CrowdRule.model_validate(RULE)
+    return Hysteresis(rule.for_s, rule.clear_after_s, rule.cooldown_s, rule.grace_s)
 
 
 def offset_of(k: int) -> float:
@@ -194,7 +200,7 @@ async def dwell_met(model: str, busy: list[np.ndarray]) -> float:
     """Seconds into the busy period when the crowd rule's dwell time is met (full frames)."""
     det = Detector(DetectorConfig(model=model))
     await det.start()
-    gate = Hysteresis(DWELL_S, 5, 0, GRACE_S)
+    gate = rule_gate()
     try:
         step = round(FPS / DETECT_FPS)
         for i in range(0, len(busy), step):
@@ -260,7 +266,7 @@ async def run_pantau(model: str, urls: list[str], expected: list[list[float]], t
         assert clock is not None
         seen: dict[int, int] = {}
         while True:
-            await asyncio.sleep(StreamClock.SAMPLE_EVERY_S / len(cams))
+            await asyncio.sleep(clock.SAMPLE_EVERY_S / len(cams))
             for k in range(len(cams)):
                 run = host.running.get(f"cam-{k}")
                 if run is None or run.worker.capture.decode_mode == "keyframes":
@@ -334,7 +340,7 @@ def run_naive(model: str, urls: list[str], expected: list[list[float]], t_ready:
 
     def loop(k: int) -> None:
         yolo = YOLO(model, task="detect")
-        gate = Hysteresis(DWELL_S, 5, 0, GRACE_S)
+        gate = rule_gate()
         for result in yolo.predict(source=urls[k], stream=True, verbose=False, vid_stride=1):
             frames[k] += 1
             boxes = getattr(result, "boxes", None)

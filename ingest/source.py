@@ -79,7 +79,6 @@ class CaptureSource:
         self._packets = 0  # video packets (frames) received over this source's life
         self.decoded_total = 0
         self.catch_ups = 0  # switches to full rate that decoded the kept GOP
-        self.first_packet_at: float | None = None  # time.time() of this connection's first
         self._key_pts: int | None = None  # the keyframe published last in keyframe mode
         self._state = CameraState.STARTING
         self.reconnects = 0
@@ -302,8 +301,6 @@ class CaptureSource:
                 self._relay(packet)
                 if packet.size:
                     arrived = (packet, *self._now())
-                    if self._packets == opened_at:
-                        self.first_packet_at = time.time()
                     self._packets += 1
                     with self._lock:
                         self._arrival_times.append(arrived[1])

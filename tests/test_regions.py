@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analytics.config import DetectorConfig
+from analytics.config import CrowdRule, DetectorConfig
 from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Hysteresis, Transition
@@ -131,7 +131,7 @@ async def test_region_crops_find_the_people_full_frames_find(
     level = sorted(a for a, _ in counts)[len(counts) * 3 // 4]
 
     def opened(which: int) -> list[float]:
-        gate, out = Hysteresis(3.0, 5.0, 0.0, grace_s=1.0), []  # the rule's default grace
+        gate, out = Hysteresis(3.0, 5.0, 0.0, CrowdRule.model_fields["grace_s"].default), []
         for i, pair in enumerate(counts):
             if gate.update(pair[which] >= level, i / 5) is Transition.OPENED:
                 out.append(i / 5)
