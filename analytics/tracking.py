@@ -22,6 +22,11 @@ SPEED_WINDOW_S = 2.0
 # Stationary when the anchor moves less than this share of the box height per second: scale-free,
 # so a far-away parked car and a close one are judged alike.
 STATIONARY_HEIGHTS_PER_S = 0.15
+# BYTETracker keeps its last 1000 removed tracks (each with its Kalman state, ~2 KB), yet reads
+# them only to drop the tracks it removed on the frame before from its lost pool. On a busy
+# camera 1000 take half an hour to fill, which reads as a leak in a soak; a track removed
+# again by a later frame is simply removed again.
+REMOVED_KEPT = 64
 
 
 class _Boxes:
@@ -92,6 +97,7 @@ class CameraTracker:
             xywh = np.zeros((0, 4), dtype=np.float32)
             conf = cls = np.zeros((0,), dtype=np.float32)
         rows = self._tracker.update(_Boxes(xywh, conf, cls))
+        del self._tracker.removed_stracks[:-REMOVED_KEPT]
         out = list(detections)
         for row in rows:
             track_id, index = int(row[4]), int(row[7])

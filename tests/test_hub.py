@@ -216,3 +216,25 @@ async def test_activity_and_rates_are_hints_outside_the_numbering(harness: Harne
     async with await harness.connect() as ws:
         snap = await recv(ws)
         assert snap["activity"] == ["cam-1"] and snap["fps"] == {"cam-1": 9.9}
+
+
+async def test_history_is_bounded_by_size_as_well_as_count() -> None:
+    """Incident messages are kilobytes each: the replay history stops at its byte budget (a
+    history filling for most of an hour reads as a leak on a 24/7 box), and a resume from
+    further back than it holds gets a fresh snapshot."""
+
+    async def nothing() -> list:  # type: ignore[type-arg]
+        return []
+
+    one = len(json.dumps({"seq": 1, "type": "incident.opened",
+                          "event": opened().model_dump(mode="json")}))  # fmt: skip
+    hub = Hub(nothing, {}, history=1000, history_bytes=5 * one)
+    for _ in range(40):
+        hub.publish(opened())
+    assert 3 <= len(hub._history) <= 5
+    assert hub._history_size == sum(len(m) for _, m, _ in hub._history) <= 5 * one
+    oldest = hub._history[0][0]
+    _, first = await hub.connect(since=oldest - 1)
+    assert [json.loads(m)["seq"] for m in first] == list(range(oldest, 41))
+    _, first = await hub.connect(since=10)
+    assert [json.loads(m)["type"] for m in first] == ["snapshot"]

@@ -82,3 +82,19 @@ def test_no_detections_keeps_tracker_alive() -> None:
     one = Detection("person", 0, 0.9, 10, 10, 50, 150)
     ids = [tracker.update([one], t / 5)[0].track_id for t in range(1, 6)]
     assert ids[-1] is not None and len(set(ids[1:])) == 1
+
+
+def test_removed_tracks_do_not_pile_up() -> None:
+    """Hundreds of objects that come and go: the tracker keeps a bounded tail of removed tracks
+    (not ultralytics' 1000 per camera), and an object that stays keeps its id throughout."""
+    tracker = CameraTracker(detect_fps=5, lost_after_s=0.4)
+    stay = Detection(label="person", class_id=0, confidence=0.9, x1=10, y1=10, x2=50, y2=110)
+    ids = set()
+    for i in range(400):
+        x = 200 + (i % 7) * 60  # a new passer-by every frame, in a different place each time
+        passer = Detection(label="person", class_id=0, confidence=0.9,
+                           x1=x, y1=300 + i % 3 * 5, x2=x + 40, y2=400)  # fmt: skip
+        out = tracker.update([stay, passer] if i % 2 == 0 else [stay], i / 5)
+        ids.add(out[0].track_id)
+    assert len(ids - {None}) == 1
+    assert len(tracker._tracker.removed_stracks) <= 64

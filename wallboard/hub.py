@@ -1,7 +1,9 @@
 """WebSocket fan-out: a snapshot on connect, then numbered deltas; resume after reconnect.
 
-Every delta has a sequence number. The hub keeps the last `history` deltas, so a client that
-reconnects with `?since=N` gets exactly what it missed, or a fresh snapshot when N is too old.
+Every delta has a sequence number. The hub keeps the last `history` deltas (and no more than
+`history_bytes` of them: incident messages are large, and a history that fills for most of an
+hour reads as a leak on a 24/7 box), so a client that reconnects with `?since=N` gets exactly
+what it missed, or a fresh snapshot when N is too old.
 Each client has a bounded queue; a client that cannot keep up is disconnected (it will resume)
 rather than slowing every other screen on the wall.
 
@@ -62,10 +64,13 @@ class Hub:
         static_snapshot: dict[str, Any],
         history: int = 2048,
         client_queue: int = 256,
+        history_bytes: int = 2_000_000,
     ) -> None:
         self._open_incidents = open_incidents
         self._static = static_snapshot
         self._history: deque[tuple[int, str, frozenset[str] | None]] = deque(maxlen=history)
+        self._history_bytes = history_bytes
+        self._history_size = 0  # characters of the messages in the history
         self._routed: dict[str, frozenset[str]] = {}  # incident id -> OPDs it was routed to
         self._client_queue = client_queue
         self._clients: set[Client] = set()
@@ -172,7 +177,12 @@ class Hub:
         self._fan_out(message, audience)
 
     def _fan_out(self, message: str, audience: frozenset[str] | None) -> None:
+        if len(self._history) == self._history.maxlen:
+            self._history_size -= len(self._history[0][1])
         self._history.append((self.seq, message, audience))
+        self._history_size += len(message)
+        while self._history_size > self._history_bytes and len(self._history) > 1:
+            self._history_size -= len(self._history.popleft()[1])
         self._send(message, audience)
 
     def _send(self, message: str, audience: frozenset[str] | None) -> None:
