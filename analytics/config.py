@@ -45,6 +45,11 @@ class MotionConfig(Strict):
     keepalive_s: float = Field(default=2.0, gt=0, le=60)  # still scenes are re-checked this often
     # ... and a quiet camera (decoding keyframes only: nothing moved for a while) this often
     quiet_keepalive_s: float = Field(default=10.0, gt=0, le=300)
+    # ... and, when re-checks keep finding the same objects in the same places, half as often
+    # each time up to this: what comes or goes moves the gate (and resets it to
+    # quiet_keepalive_s), so the re-check only catches what is too small to, such as a lone
+    # figure far off, which no crowd or traffic rule counts on its own.
+    quiet_keepalive_max_s: float = Field(default=60.0, gt=0, le=600)
     # Detect only the moving regions (packed with other cameras' into the model input), with
     # the whole frame every `full_frame_s` so what stands still stays counted.
     regions: bool = True

@@ -131,6 +131,9 @@ class CameraAnalytics:
         )
         self._regions = motion.regions
         self._quiet_keepalive_s = motion.quiet_keepalive_s
+        self._quiet_keepalive_max_s = max(motion.quiet_keepalive_max_s, motion.quiet_keepalive_s)
+        self._unchanged_checks = 0  # detector runs in a row that found the scene as before
+        self._last_found: list[Detection] = []
         self._full_frame_s = motion.full_frame_s
         self._last_full_mono = float("-inf")
         self.region_frames = 0  # detected as motion crops
@@ -197,12 +200,13 @@ class CameraAnalytics:
                 run_detector = True
                 gate = None
                 if self._gate is not None:
-                    every = self._quiet_keepalive_s if frame.sparse else None
+                    every = self._quiet_interval() if frame.sparse else None
                     gate = await asyncio.to_thread(
                         self._gate.check, frame.image, frame.captured_mono, every
                     )
                     run_detector = gate.detect
                     if gate.motion:
+                        self._unchanged_checks = 0
                         self.last_activity_mono = frame.captured_mono
                         if self.on_busy is not None:
                             self.on_busy()
@@ -236,6 +240,12 @@ class CameraAnalytics:
             if not mine.done():
                 mine.set_result(None)
 
+    def _quiet_interval(self) -> float:
+        """A quiet camera's re-check interval: doubled by each re-check that found the scene
+        as it was, up to the maximum; motion starts it over."""
+        doubled = self._quiet_keepalive_s * 2.0 ** min(self._unchanged_checks, 16)
+        return min(doubled, self._quiet_keepalive_max_s)
+
     async def _submit_crops(
         self, frame: Frame, crops: list[Crop], size: int
     ) -> asyncio.Future[list[Detection]]:
@@ -260,6 +270,10 @@ class CameraAnalytics:
         """Tracking, zones and rules for one frame; `found` is None where the gate said the
         scene is still."""
         if found is not None:
+            # Only a quiet camera's re-checks back off (a busy one detects at detect_fps).
+            same = frame.sparse and _same_scene(found, self._last_found)
+            self._unchanged_checks = self._unchanged_checks + 1 if same else 0
+            self._last_found = found
             detections = self.tracker.update(found, frame.captured_mono)
             self.last_detections = detections
             self.detected += 1
@@ -581,3 +595,16 @@ def _density(count: int, area_m2: float | None) -> str:
     if not area_m2:
         return ""
     return f" ({count / area_m2:.1f} orang/m²)".replace(".", ",")
+
+
+def _same_scene(now: list[Detection], before: list[Detection], sure: float = 0.5) -> bool:
+    """Did the detector find what it found last time: each object again, of the same class,
+    in about the same place (IoU >= 0.5)? A doubtful detection (below `sure`) may come and go
+    between runs on a still picture without that counting as a change."""
+
+    def covered(a: list[Detection], b: list[Detection]) -> bool:
+        return all(
+            d.confidence < sure or any(d.label == o.label and d.iou(o) >= 0.5 for o in b) for d in a
+        )
+
+    return covered(now, before) and covered(before, now)

@@ -144,3 +144,44 @@ async def test_frames_in_flight_are_analysed_in_order(model_path: Path, assets: 
         await detector.stop()
     assert all_at_once == one_by_one
     assert max(count for count, _ in one_by_one) >= 4
+
+
+async def test_quiet_camera_rechecks_a_still_scene_less_and_less_often(
+    model_path: Path, assets: Path, tmp_path: Path
+) -> None:
+    """A camera on keyframes (sparse frames, one per 2 s GOP) re-checks a still scene with the
+    detector after `quiet_keepalive_s`, then twice as long each time the detector finds the
+    same objects again, up to `quiet_keepalive_max_s`; motion starts it over."""
+    image = cv2.imread(str(assets / "frames" / "pets2009_vtest_480x360_tiodh_f0170.jpg"))
+    other = cv2.imread(str(assets / "frames" / "traffic_street_cKuhn517_MIT_f0290.jpg"))
+    moved = image.copy()  # something comes into a quarter of the picture for one keyframe
+    h, w = image.shape[:2]
+    moved[: h // 2, : w // 2] = cv2.resize(other, (w // 2, h // 2))
+    detector = Detector(DetectorConfig(model=str(model_path), confidence=0.3))
+    await detector.start()
+
+    async def publish(event: Observation) -> None:
+        pass
+
+    engine = CameraAnalytics(
+        CameraPlace("cam-1", "Kampus", None, None),
+        [Zone(id="all", points=[(0, 0), (1, 0), (1, 1), (0, 1)])], [], detector,
+        publish, local_snapshots(tmp_path / "snaps"), detect_fps=5,
+        motion=MotionConfig(quiet_keepalive_s=10, quiet_keepalive_max_s=40),
+    )  # fmt: skip
+    runs: list[float] = []
+    try:
+        for i in range(100):  # 200 s of keyframes, 2 s apart; another scene at 150 s
+            t = i * 2.0
+            before = engine.detected
+            picture = moved if t == 150 else image
+            await engine.on_frame(Frame("cam-1", 1 + i * 30, 100 + t,
+                                        T0 + timedelta(seconds=t), picture, True))  # fmt: skip
+            if engine.detected > before:
+                runs.append(t)
+    finally:
+        await detector.stop()
+    assert len(engine.last_detections) >= 5
+    # 0, +10, +20, +40, +40; the change at 150 s is motion (checked at once) and starts it over:
+    # +10 finds it gone (a change), then +10, +20 again
+    assert runs == [0, 10, 30, 70, 110, 150, 160, 170, 190]
