@@ -32,7 +32,7 @@ from analytics.detection import Detection
 from analytics.detector import Detector
 from analytics.incidents import Transition
 from analytics.motion import MotionGate
-from analytics.regions import Crop
+from analytics.regions import Crop, RegionTrust
 from analytics.rules.crowd import CrowdState
 from analytics.rules.flood import FloodState
 from analytics.rules.state import ZoneState
@@ -136,6 +136,8 @@ class CameraAnalytics:
         self._last_found: list[Detection] = []
         self._full_frame_s = motion.full_frame_s
         self._last_full_mono = float("-inf")
+        self._last_check_mono = float("-inf")
+        self.region_trust = RegionTrust()  # do crops find here what full frames find?
         self.region_frames = 0  # detected as motion crops
         self.crops = 0
         self.frames = 0
@@ -191,6 +193,8 @@ class CameraAnalytics:
         async with self._intake:  # FIFO: frames enter the gate in the order they came
             self.frames += 1
             pending: asyncio.Future[list[Detection]] | None = None
+            checking: asyncio.Future[list[Detection]] | None = None
+            check: list[Crop] | None = None
             inhibited = False
             if self.health is not None:
                 await self.health.on_frame(frame)
@@ -212,17 +216,26 @@ class CameraAnalytics:
                             self.on_busy()
                 if run_detector:
                     size = self.detect_size or self._detector.config.imgsz
-                    full_due = frame.captured_mono - self._last_full_mono >= self._full_frame_s
-                    if gate is not None and gate.motion and self._regions and not full_due:
-                        crops = regions.plan(gate.regions, frame.width, frame.height, size,
-                                             self.last_detections)  # fmt: skip
-                    if crops:
+                    now = frame.captured_mono
+                    full_due = now - self._last_full_mono >= self._full_frame_s
+                    planned = None
+                    if gate is not None and gate.motion and self._regions:
+                        planned = regions.plan(gate.regions, frame.width, frame.height, size,
+                                               self.last_detections)  # fmt: skip
+                    if planned and self.region_trust.trusted and not full_due:
+                        crops = planned
                         pending = await self._submit_crops(frame, crops, size)
                     else:
-                        self._last_full_mono = frame.captured_mono
+                        self._last_full_mono = now
                         pending = await self._detector.submit(
                             frame.camera_id, frame.image, self.detect_size
                         )
+                        if planned and now - self._last_check_mono >= self._full_frame_s:
+                            # This frame's crops too, to compare (one frame in full_frame_s)
+                            self._last_check_mono = now
+                            check = planned
+                            checking = await self._submit_crops(frame, planned, size,
+                                                                count=False)  # fmt: skip
             previous, mine = self._tail, loop.create_future()
             self._tail = mine
         try:
@@ -235,6 +248,9 @@ class CameraAnalytics:
             if not inhibited:
                 if found is not None and crops:
                     found = regions.merge(found, crops, self.last_detections)
+                if found is not None and checking is not None and check is not None:
+                    self._check_regions(found, regions.merge(await checking, check,
+                                                             self.last_detections))  # fmt: skip
                 await self._analyse(frame, found)
         finally:
             if not mine.done():
@@ -246,19 +262,30 @@ class CameraAnalytics:
         doubled = self._quiet_keepalive_s * 2.0 ** min(self._unchanged_checks, 16)
         return min(doubled, self._quiet_keepalive_max_s)
 
+    def _check_regions(self, full: list[Detection], crops: list[Detection]) -> None:
+        changed = self.region_trust.record(full, crops)
+        if changed is not None:
+            recall, precision = self.region_trust.agreement
+            log.info("camera=%s region crops %s: they found %.0f %% of the full frames' "
+                     "objects, %.0f %% of theirs were there (%d checks)", self.place.camera_id,
+                     "used" if changed else "not used: whole frames", recall * 100,
+                     precision * 100, self.region_trust.checks)  # fmt: skip
+
     async def _submit_crops(
-        self, frame: Frame, crops: list[Crop], size: int
+        self, frame: Frame, crops: list[Crop], size: int, count: bool = True
     ) -> asyncio.Future[list[Detection]]:
         """Each crop to the detector at the frame's own scale (the detector packs them with
-        other cameras' into the model input); one future of all they find, in frame pixels."""
+        other cameras' into the model input); one future of all they find, in frame pixels.
+        `count`: a check's crops are not the camera's region frames."""
         scale = size / max(frame.width, frame.height)
         futures = []
         for c in crops:
             image = np.ascontiguousarray(frame.image[c.y0 : c.y1, c.x0 : c.x1])
             side = max(1, round(max(c.x1 - c.x0, c.y1 - c.y0) * scale))
             futures.append(await self._detector.submit(frame.camera_id, image, side))
-        self.region_frames += 1
-        self.crops += len(crops)
+        if count:
+            self.region_frames += 1
+            self.crops += len(crops)
 
         async def together() -> list[Detection]:
             found = await asyncio.gather(*futures)

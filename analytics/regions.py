@@ -12,10 +12,19 @@ whole (packing crops would cost more than it saves).
 Between full frames (every `full_frame_s`, and every keep-alive of a still scene), objects
 outside the crops are carried over from the last frame: a standing crowd and stopped traffic
 stay counted and tracked while someone walks past them.
+
+Whether crops find what full frames find depends on the scene: on confident detections (people
+on a plaza) they do; where the model is unsure (small, blurred cars at dusk), an object's
+confidence hangs on its context and crops miss what the whole frame finds. So each camera
+checks it on its own pictures (`RegionTrust`): on the periodic full frames the crops of that
+same frame are detected too, and crops are used only while they agree with the full frame
+(>= 90 % found again, both ways, over the last checks). Where they do not, the camera detects
+whole frames and keeps checking, so it returns to crops when its scene allows.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 
 from analytics.detection import Detection
@@ -139,3 +148,49 @@ def merge(found: list[Detection], crops: list[Crop], before: list[Detection]) ->
     kept = [d for d in before if not any(c.covers(d) for c in crops)]
     return found + [Detection(d.label, d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
                     for d in kept]  # fmt: skip
+
+
+def found_again(ref: list[Detection], got: list[Detection], iou: float = 0.5) -> int:
+    """How many of `ref` have their own box in `got` (IoU >= `iou`, each box used once; the
+    most confident of `ref` matched first), as the analytics benchmark counts objects."""
+    free = list(got)
+    n = 0
+    for r in sorted(ref, key=lambda d: -d.confidence):
+        best = max(free, key=r.iou, default=None)
+        if best is not None and r.iou(best) >= iou:
+            free.remove(best)
+            n += 1
+    return n
+
+
+class RegionTrust:
+    """Do crops find what the whole frame finds, on this camera? Each check is one frame
+    detected both ways; crops are trusted while, over the last `window` checks, at least `bar`
+    of the full frame's objects were found by the crops and `bar` of the crops' objects were
+    in the full frame. Until `least` checks are in, crops are not trusted."""
+
+    def __init__(self, window: int = 10, least: int = 3, bar: float = 0.9) -> None:
+        self._checks: deque[tuple[int, int, int, int]] = deque(maxlen=window)
+        self._least = least
+        self._bar = bar
+        self.trusted = False
+
+    def record(self, full: list[Detection], crops: list[Detection]) -> bool | None:
+        """One check; returns the new trust when it changed, else None."""
+        self._checks.append((found_again(full, crops), len(full), found_again(crops, full),
+                             len(crops)))  # fmt: skip
+        before = self.trusted
+        recall, precision = self.agreement
+        self.trusted = len(self._checks) >= self._least and min(recall, precision) >= self._bar
+        return self.trusted if self.trusted != before else None
+
+    @property
+    def agreement(self) -> tuple[float, float]:
+        """(share of the full frames' objects the crops found, share of the crops' objects
+        the full frames had) over the window; 1.0 where there was nothing to find."""
+        found, total, kept, ours = (sum(c[i] for c in self._checks) for i in range(4))
+        return (found / total if total else 1.0, kept / ours if ours else 1.0)
+
+    @property
+    def checks(self) -> int:
+        return len(self._checks)

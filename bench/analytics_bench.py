@@ -212,7 +212,8 @@ async def bench_pipeline(
         await worker.start()
         workers.append(worker)
         engines.append(engine)
-    await asyncio.sleep(6)  # connect, warm up
+    # connect, warm up, and let each camera's region check settle (3 checks, 3 s apart)
+    await asyncio.sleep(12)
     start_counts, images0, inferences0, cpu0, t0 = (
         list(analysed),
         det.stats.images,

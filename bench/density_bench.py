@@ -239,14 +239,15 @@ PIPELINES = {"pantau": (False, False), "keyframes only": (False, True),
 
 async def run_pantau(model: str, urls: list[str], expected: list[list[float]], t_ready: float,
                      window: float, pipeline: str, clock: StreamClock | None = None,
-                     warmup: float = 12.0) -> dict[str, Any]:  # fmt: skip
+                     warmup: float = 12.0,
+                     motion: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     full_decode, whole_frames = PIPELINES[pipeline]
     cams = [{"id": f"cam-{k}", "name": f"cam {k}", "url": url, "detect_fps": DETECT_FPS,
              "decode": "full" if full_decode else "auto", "zones": [ZONE], "rules": [RULE]}
             for k, url in enumerate(urls)]  # fmt: skip
     config = PantauConfig.model_validate({
         "detector": {"model": model}, "cameras": cams,
-        "motion": {"regions": not whole_frames},
+        "motion": {"regions": not whole_frames, **(motion or {})},
     })  # fmt: skip
     bus = MemoryBus()
     opened: dict[str, list[float]] = {str(c["id"]): [] for c in cams}
@@ -408,19 +409,26 @@ IDLE_WARMUP_S = 90.0
 
 async def idle_cost(model: str, url: str, n: int, window: float,
                     repeats: int = 3) -> dict[str, Any]:  # fmt: skip
-    """CPU per camera that never gets busy (the same still view), today's defaults vs full;
+    """CPU per camera that never gets busy (the same still view): today's defaults, today's
+    without the re-check backoff (every quiet_keepalive_s, as before it), and full decoding;
     the median of `repeats` runs (one run moved by 0.15 % between two sessions). Measured in
     the steady state of a camera that stays quiet: after IDLE_WARMUP_S, by when it decodes
     keyframes only and its detector re-check has backed off to the longest interval."""
-    out: dict[str, Any] = {}
-    for pipeline in ("pantau", "full"):
+    variants: dict[str, tuple[str, dict[str, Any] | None]] = {
+        "pantau": ("pantau", None),
+        "no_backoff": ("pantau", {"quiet_keepalive_s": 10.0, "quiet_keepalive_max_s": 10.0}),
+        "full": ("full", None),
+    }
+    out: dict[str, Any] = {"warmup_s": IDLE_WARMUP_S, "window_s": window, "cameras": n}
+    for name, (pipeline, motion) in variants.items():
         runs = []
         for _ in range(repeats):
             row = await run_pantau(model, [url] * n, [[] for _ in range(n)], time.time(),
-                                   window, pipeline, warmup=IDLE_WARMUP_S)  # fmt: skip
+                                   window, pipeline, warmup=IDLE_WARMUP_S,
+                                   motion=motion)  # fmt: skip
             runs.append(round(row["cpu_pct"] / n, 2))
-        out[pipeline] = statistics.median(runs)
-        out[f"{pipeline}_runs"] = runs
+        out[name] = statistics.median(runs)
+        out[f"{name}_runs"] = runs
     return out
 
 
@@ -436,6 +444,7 @@ def main() -> None:
     parser.add_argument("--idle-only", action="store_true", help="only an idle camera's cost")
     parser.add_argument("--out", default=None, help="results file name (bench/results/)")
     parser.add_argument("--idle-repeats", type=int, default=3)
+    parser.add_argument("--skip-idle", action="store_true", help="no idle-camera runs")
     parser.add_argument("--ablate", type=int, default=8,
                         help="at this camera count also run each step alone")  # fmt: skip
     args = parser.parse_args()
@@ -446,8 +455,15 @@ def main() -> None:
     empty, busy = busy_frames(assets / "video" / "pets2009_vtest_480x360_tiodh.mp4")
     if args.idle_only:
         with RtspTestServer({"idle": camera_clip(0, empty, busy, idle=True)}) as server:
-            print(asyncio.run(idle_cost(args.model, server.url("idle"), 4, window,
-                                        args.idle_repeats)))  # fmt: skip
+            per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, window,
+                                             args.idle_repeats))  # fmt: skip
+        print(per_idle)
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / (args.out or "density_idle.json")
+        path.write_text(json.dumps({"cpu": cpu_model(), "cores": psutil.cpu_count(),
+                                    "model": args.model, "idle_camera_cpu_pct": per_idle},
+                                   indent=2))  # fmt: skip
+        print(f"wrote {path}")
         return
     met = asyncio.run(dwell_met(args.model, busy))
     print(f"ground truth: the crowd rule's dwell is met {met:.1f} s into each busy period",
@@ -477,9 +493,11 @@ def main() -> None:
             row = {"pipeline": name, "cameras": n, **row}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    with RtspTestServer({"idle": idle}) as server:
-        per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, min(window, 40),
-                                         args.idle_repeats))  # fmt: skip
+    per_idle: dict[str, Any] = {}
+    if not args.skip_idle:
+        with RtspTestServer({"idle": idle}) as server:
+            per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, min(window, 40),
+                                             args.idle_repeats))  # fmt: skip
     print()
     print_table(
         [("pipeline", 16), ("cams", 6), ("cpu %", 8), ("decode", 8), ("detect", 8), ("rest", 7),
@@ -491,10 +509,11 @@ def main() -> None:
           r["on_time_share"], r["late_p50_s"], r["late_max_s"],
           max(r.get("stream_lag_s") or ["-"])) for r in rows],
     )  # fmt: skip
-    print(
-        f"idle 720p camera, CPU % of one core: pantau {per_idle['pantau']}, "
-        f"full decode {per_idle['full']}"
-    )
+    if per_idle:
+        print(
+            f"idle 720p camera, CPU % of one core: pantau {per_idle['pantau']}, without the "
+            f"re-check backoff {per_idle['no_backoff']}, full decode {per_idle['full']}"
+        )
     report = {
         "cpu": cpu_model(), "cores": psutil.cpu_count(), "model": args.model,
         "camera": f"{W}x{H} H.264 {FPS} fps, GOP {GOP_S} s, busy {BUSY_S} s of every {LOOP_S} s",
