@@ -453,6 +453,7 @@ def main() -> None:
     if assets is None:
         raise SystemExit("the shared assets (../shared/assets) are needed for the clips")
     empty, busy = busy_frames(assets / "video" / "pets2009_vtest_480x360_tiodh.mp4")
+    per_idle: dict[str, Any]
     if args.idle_only:
         with RtspTestServer({"idle": camera_clip(0, empty, busy, idle=True)}) as server:
             per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, window,
@@ -493,7 +494,7 @@ def main() -> None:
             row = {"pipeline": name, "cameras": n, **row}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    per_idle: dict[str, Any] = {}
+    per_idle = {}
     if not args.skip_idle:
         with RtspTestServer({"idle": idle}) as server:
             per_idle = asyncio.run(idle_cost(args.model, server.url("idle"), 4, min(window, 40),
