@@ -369,6 +369,15 @@ class CameraHost:
                 "detected": r.analytics.detected,
                 "zone_counts": r.analytics.last_zone_counts,
                 "line_flow_per_min": {c.line.id: c.per_minute() for c in r.analytics.lines},
+                # Are motion crops used here (they agree with whole frames on this camera)?
+                "region_crops": {
+                    "used": trust.trusted,
+                    "frames": r.analytics.region_frames,
+                    "found_pct": round(trust.agreement[0] * 100, 1),
+                    "kept_pct": round(trust.agreement[1] * 100, 1),
+                    "checks": trust.checks,
+                },
             }
             for cid, r in self.running.items()
+            for trust in (r.analytics.region_trust,)
         }

@@ -71,6 +71,10 @@ async def test_people_on_camera_reach_the_wall_as_an_incident(running: Runtime) 
     assert frame[:2] == b"\xff\xd8"
     _, health, _ = await asyncio.to_thread(http_get, f"http://{base}/api/health", token)
     assert json.loads(health)["cameras"] == {"plaza-cam": "online"}
+    # whether motion crops are used on the camera, and how well they agreed with whole frames
+    crops = json.loads(health)["analytics"]["plaza-cam"]["region_crops"]
+    assert set(crops) == {"used", "frames", "found_pct", "kept_pct", "checks"}
+    assert crops["checks"] >= 1 and 0 <= crops["found_pct"] <= 100
     stored = await running.store.incident(incident["id"])
     assert stored is not None and stored.kind == "crowd"
 
