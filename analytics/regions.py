@@ -152,7 +152,7 @@ def merge(found: list[Detection], crops: list[Crop], before: list[Detection]) ->
 
 def found_again(ref: list[Detection], got: list[Detection], iou: float = 0.5) -> int:
     """How many of `ref` have their own box in `got` (IoU >= `iou`, each box used once; the
-    most confident of `ref` matched first), as the analytics benchmark counts objects."""
+    most confident of `ref` matched first): one-to-one, so two boxes on one object count once."""
     free = list(got)
     n = 0
     for r in sorted(ref, key=lambda d: -d.confidence):

@@ -68,7 +68,8 @@ class Hub:
     ) -> None:
         self._open_incidents = open_incidents
         self._static = static_snapshot
-        self._history: deque[tuple[int, str, frozenset[str] | None]] = deque(maxlen=history)
+        self._history: deque[tuple[int, str, frozenset[str] | None]] = deque()
+        self._history_count = history
         self._history_bytes = history_bytes
         self._history_size = 0  # characters of the messages in the history
         self._routed: dict[str, frozenset[str]] = {}  # incident id -> OPDs it was routed to
@@ -177,11 +178,11 @@ class Hub:
         self._fan_out(message, audience)
 
     def _fan_out(self, message: str, audience: frozenset[str] | None) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._history_size -= len(self._history[0][1])
         self._history.append((self.seq, message, audience))
         self._history_size += len(message)
-        while self._history_size > self._history_bytes and len(self._history) > 1:
+        while len(self._history) > self._history_count or (
+            self._history_size > self._history_bytes and len(self._history) > 1
+        ):
             self._history_size -= len(self._history.popleft()[1])
         self._send(message, audience)
 
