@@ -3,8 +3,10 @@ focus tile, language switch, phone layout."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +89,29 @@ async def test_wall_shows_live_tiles_and_pops_the_incident(
     assert any(
         a["action"] == "incident.acknowledge" and a["username"] == "b-operator" for a in audit
     )
+
+    # Closed while an answer is on its way (a comment sent, the dialog shut at once): the
+    # answer and its broadcast update the timeline but never reopen the dialog.
+    async def slow_post(route: Any) -> None:
+        if route.request.method == "POST":
+            await asyncio.sleep(0.8)  # a slow link: the operator closes before the answer
+        await route.continue_()
+
+    await page.route("**/actions", slow_post)
+    await item.click()
+    await page.wait_for_selector("dialog[open] input.note")
+    await page.fill("dialog[open] input.note", "Sudah di lokasi")
+    await page.locator("dialog[open] [data-action=comment]").click()
+    await page.locator("dialog[open] .btn.close").click()
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#detail .activity li')]"
+        ".some(li => li.textContent.includes('Sudah di lokasi'))"
+        " || document.querySelector('#detail[open]') === null",
+        timeout=10000,
+    )
+    await page.wait_for_timeout(1500)
+    assert await page.locator("dialog#detail[open]").count() == 0
+    await page.unroute("**/actions")
 
     # Language switch.
     assert (await page.locator("h2 [data-i18n='incidents']").inner_text()).lower() == "kejadian"

@@ -570,17 +570,20 @@ async function act(id, kind, note, owner) {
     if (typed) typed.value = "";  // said: it is in the activity log now
     state.incidents.set(id, await res.json());
     renderAll();
-    showDetail(id);
+    showDetail(id, true);
   } else {
     const body = await res.json().catch(() => ({}));
     alert(`${res.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
   }
 }
 
-async function showDetail(id) {
-  const inc = state.incidents.get(id);
-  if (!inc) return;
+// `refresh`: re-render the incident already shown, never reopen a dialog the operator closed
+// while the answer was on its way (nor one that has moved on to another incident).
+async function showDetail(id, refresh = false) {
   const dlg = $("#detail");
+  const shown = () => state.detailId === id && (!refresh || dlg.open);
+  if (refresh && !shown()) return;
+  if (!state.incidents.get(id)) return;
   state.detailId = id;
   if (!state.clips.has(id)) {
     const res = await fetch(`/api/incidents/${encodeURIComponent(id)}/clip`);
@@ -590,6 +593,8 @@ async function showDetail(id) {
   const [actions, deliveries, clocks, photos] = await Promise.all([
     getJson(`${base}/actions`, []), getJson(`${base}/deliveries`, []), getJson(`${base}/sla`, []),
     getJson(`${base}/attachments`, [])]);
+  if (!shown()) return;
+  const inc = state.incidents.get(id);
   const clip = state.clips.get(id);
   const cam = state.cameras.get(inc.camera_id) || { name: inc.camera_id || inc.kecamatan || "" };
   // Re-rendering the same incident (it was updated): keep the clip playing where it is, the
@@ -733,7 +738,7 @@ function handle(msg) {
   }
   const about = ev && (ev.incident ? ev.incident.id : ev.action ? ev.action.incident_id
     : ev.delivery ? ev.delivery.incident_id : null);
-  if (about && about === state.detailId && $("#detail").open) showDetail(about);
+  if (about) showDetail(about, true);
   renderAll();
 }
 
