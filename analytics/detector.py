@@ -29,6 +29,7 @@ import numpy.typing as npt
 from analytics.config import DetectorConfig
 from analytics.detection import Detection
 from analytics.mosaic import Packer, unpack
+from analytics.openvino_runner import Box, OpenVinoRunner, openvino_export
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class Detector:
         self.stats = DetectorStats()
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(queue_size)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yolo")
-        self._model: Any = None
+        self._model: Any = None  # ultralytics' YOLO, unless `_runner` runs the export itself
+        self._runner: OpenVinoRunner | None = None
         self._names: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
         self.effective_imgsz = config.imgsz
@@ -74,23 +76,32 @@ class Detector:
         return self._queue.qsize()
 
     def _load_blocking(self) -> None:
-        from ultralytics import YOLO  # heavy import: only where a model is really needed
-
         model_ref = self.config.model
-        path = Path(model_ref).expanduser()
-        model = YOLO(str(path) if path.exists() else model_ref, task="detect")
-        self._names = {int(k): str(v) for k, v in model.names.items()}
-        # The first call builds the backend's graph (seconds); pay it before the first camera.
-        model.predict(
-            np.zeros((self.config.imgsz, self.config.imgsz, 3), dtype=np.uint8),
-            imgsz=self.config.imgsz,
-            device=self.config.device,
-            verbose=False,
-        )
-        self._model = model
-        backend = getattr(getattr(model, "predictor", None), "model", None)
-        fixed = list(getattr(backend, "imgsz", None) or [])
-        if fixed and not getattr(backend, "dynamic", False):
+        xml = openvino_export(model_ref) if self.config.device.lower() in ("cpu", "") else None
+        runner = OpenVinoRunner(xml) if xml is not None else None
+        if runner is not None and runner.height == runner.width:
+            self._runner = runner
+            self._names = dict(runner.names)
+            self._runner.detect(np.zeros((runner.height, runner.width, 3), np.uint8), 0.5)
+            fixed: list[int] = [runner.height, runner.width]
+        else:
+            from ultralytics import YOLO  # heavy import: only where a model is really needed
+
+            path = Path(model_ref).expanduser()
+            model = YOLO(str(path) if path.exists() else model_ref, task="detect")
+            self._names = {int(k): str(v) for k, v in model.names.items()}
+            # The first call builds the backend's graph (seconds); pay it before the first camera.
+            model.predict(
+                np.zeros((self.config.imgsz, self.config.imgsz, 3), dtype=np.uint8),
+                imgsz=self.config.imgsz,
+                device=self.config.device,
+                verbose=False,
+            )
+            self._model = model
+            backend = getattr(getattr(model, "predictor", None), "model", None)
+            dynamic = getattr(backend, "dynamic", False)
+            fixed = [] if dynamic else list(getattr(backend, "imgsz", None) or [])
+        if fixed:
             self.fixed_size = int(max(fixed))
             self._packer = Packer(self.fixed_size)
             self.effective_imgsz = min(self.config.imgsz, self.fixed_size)
@@ -200,10 +211,10 @@ class Detector:
         if self._packer is None:  # dynamic input: each size natively, same sizes together
             for size in sorted(set(sizes)):
                 picked = [i for i, s in enumerate(sizes) if s == size]
-                for i, result in zip(
+                for i, dets in zip(
                     picked, self._predict([images[i] for i in picked], size), strict=True
                 ):
-                    out[i] = self._convert(result)
+                    out[i] = dets
                 inferences += len(picked)
         else:
             packer = self._packer
@@ -215,13 +226,12 @@ class Detector:
                 alone = [i for i, p in enumerate(placements) if p.canvas == index]
                 if len(alone) == 1 and sizes[alone[0]] >= packer.size:
                     # one full-size frame: ultralytics' own letterbox, exactly the classic path
-                    (result,) = self._predict([images[alone[0]]], packer.size)
-                    out[alone[0]] = self._convert(result)
+                    (out[alone[0]],) = self._predict([images[alone[0]]], packer.size)
                 else:
                     canvas = packer.render(images, placements, index)
-                    (result,) = self._predict([canvas], packer.size)
-                    for i, dets in unpack(self._convert(result), placements, index).items():
-                        out[i] = dets
+                    (dets,) = self._predict([canvas], packer.size)
+                    for i, mine in unpack(dets, placements, index).items():
+                        out[i] = mine
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self.stats.batches += 1
         self.stats.images += len(images)
@@ -230,42 +240,32 @@ class Detector:
         self.stats.inference_ms.append(elapsed_ms / max(inferences, 1))
         return out
 
-    def _predict(self, images: list[Image], imgsz: int) -> list[Any]:
-        return list(
-            self._model.predict(
-                images,
-                imgsz=imgsz,
-                conf=self._base_conf,
-                device=self.config.device,
-                verbose=False,
-            )
+    def _predict(self, images: list[Image], imgsz: int) -> list[list[Detection]]:
+        if self._runner is not None:
+            return [self._kept(self._runner.detect(im, self._base_conf)) for im in images]
+        results = self._model.predict(
+            images, imgsz=imgsz, conf=self._base_conf, device=self.config.device, verbose=False
         )
-
-    def _convert(self, result: Any) -> list[Detection]:
-        boxes = result.boxes
-        if boxes is None or len(boxes) == 0:
-            return []
-        xyxy = boxes.xyxy.cpu().numpy()
-        confs = boxes.conf.cpu().numpy()
-        classes = boxes.cls.cpu().numpy().astype(int)
-        ids = boxes.id.cpu().numpy().astype(int) if boxes.id is not None else None
-        out: list[Detection] = []
-        for i in range(len(confs)):
-            label = self._names.get(int(classes[i]), str(classes[i]))
-            threshold = self.config.class_confidence.get(label, self.config.confidence)
-            if confs[i] < threshold:
+        out: list[list[Detection]] = []
+        for result in results:
+            boxes = result.boxes
+            if boxes is None or len(boxes) == 0:
+                out.append([])
                 continue
-            x1, y1, x2, y2 = (float(v) for v in xyxy[i])
-            out.append(
-                Detection(
-                    label,
-                    int(classes[i]),
-                    float(confs[i]),
-                    x1,
-                    y1,
-                    x2,
-                    y2,
-                    int(ids[i]) if ids is not None else None,
-                )
-            )
+            xyxy = boxes.xyxy.cpu().numpy().astype(float)
+            confs = boxes.conf.cpu().numpy().astype(float)
+            classes = boxes.cls.cpu().numpy().astype(int)
+            out.append(self._kept([
+                (xyxy[i, 0], xyxy[i, 1], xyxy[i, 2], xyxy[i, 3], confs[i], int(classes[i]))
+                for i in range(len(confs))]))  # fmt: skip
+        return out
+
+    def _kept(self, rows: list[Box]) -> list[Detection]:
+        """Boxes (x1, y1, x2, y2, confidence, class) -> those over their class's confidence."""
+        out: list[Detection] = []
+        for x1, y1, x2, y2, conf, cls in rows:
+            label = self._names.get(cls, str(cls))
+            if conf < self.config.class_confidence.get(label, self.config.confidence):
+                continue
+            out.append(Detection(label, cls, conf, x1, y1, x2, y2, None))
         return out

@@ -161,6 +161,17 @@ async def bench_raw(model: str, imgsz: int, seconds: float, clips: list[Path]) -
         done += len(mixed)
     out["sized_fps"] = round(done / (time.perf_counter() - t0), 2)
     await det.stop()
+    # The same frames through ultralytics' own predict, as the naive loop runs them: what the
+    # detector's direct OpenVINO path (analytics/openvino_runner.py) saves per model run.
+    from ultralytics import YOLO
+
+    model_ = YOLO(model, task="detect")
+    model_.predict(frames[0], imgsz=imgsz, verbose=False)
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 3:
+        model_.predict(frames[done % len(frames)], imgsz=imgsz, verbose=False)
+        done += 1
+    out["ultralytics_predict_fps"] = round(done / (time.perf_counter() - t0), 2)
     return out
 
 
@@ -305,19 +316,16 @@ def main() -> None:
         default="busy",
         help="busy: the four real clips, always moving; quiet: people 10 s of every 40 s",
     )
+    parser.add_argument(
+        "--row", metavar="DESIGN:N", default=None,
+        help="one row only, e.g. 'pantau:8' (to profile a saturated pipeline: perf record -a)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.scene == "quiet":
         quiet_scene(args, assets)
         return
     cache = default_cache_dir()
     clips = [resolve_clip(c, assets, cache) for c in CLIPS]
-    raw = asyncio.run(bench_raw(args.model, args.imgsz, args.seconds, clips))
-    print(
-        f"raw backend ({args.imgsz} px): batch 1 {raw['batch1_fps']} fps, "
-        f"batch 4 {raw['batch4_fps']} fps, at the clips' detect sizes {raw['sized_fps']} fps",
-        flush=True,
-    )
-    recall = asyncio.run(bench_recall(args.model, args.imgsz, clips))
     limit = 4 if args.quick else args.max_cameras
 
     def streams(n: int) -> dict[str, Path]:
@@ -346,6 +354,18 @@ def main() -> None:
     # Each design gets cameras added until one is no longer sustained: its saturation point.
     designs = {"pantau": pantau(False), "pantau sized": pantau(True),
                "naive": naive(True), "naive 5fps": naive(False)}  # fmt: skip
+    if args.row:
+        design, _, count = args.row.rpartition(":")
+        print_row(design, designs[design](int(count)))
+        return
+    raw = asyncio.run(bench_raw(args.model, args.imgsz, args.seconds, clips))
+    print(
+        f"raw backend ({args.imgsz} px): batch 1 {raw['batch1_fps']} fps, "
+        f"batch 4 {raw['batch4_fps']} fps, at the clips' detect sizes {raw['sized_fps']} fps; "
+        f"through ultralytics' predict {raw['ultralytics_predict_fps']} fps",
+        flush=True,
+    )
+    recall = asyncio.run(bench_recall(args.model, args.imgsz, clips))
     rows: dict[str, list[dict[str, Any]]] = {}
     saturation: dict[str, int] = {}
     for name, run in designs.items():

@@ -32,6 +32,7 @@ import httpx
 import psutil
 
 from bench.ingest_bench import cpu_model
+from bench.memory_map import KINDS, memory_map
 from bench.table import print_table
 from pantau.redis_server import free_port
 
@@ -155,6 +156,10 @@ def sample(proc: psutil.Process, health: dict[str, Any], data: Path, t0: float) 
             pass
     lag = health.get("loop_lag") or {}
     heap = health.get("memory") or {}
+    try:
+        by_kind = memory_map(proc.pid, top_files=5)
+    except OSError:
+        by_kind = {}
     db = sum(size_mb(data / n) for n in ("pantau.db", "pantau.db-wal", "pantau.db-shm"))
     return {
         "t_min": round((time.monotonic() - t0) / 60, 2),
@@ -164,6 +169,8 @@ def sample(proc: psutil.Process, health: dict[str, Any], data: Path, t0: float) 
         "loop_lag_max_ms": float(lag.get("max_ms", 0.0)),
         "malloc_in_use_mb": heap.get("malloc_in_use_mb"),
         "malloc_free_kept_mb": heap.get("malloc_free_kept_mb"),
+        "malloc_mmap_mb": heap.get("malloc_mmap_mb"),
+        **by_kind,
         "db_mb": db, "recordings_mb": size_mb(data / "recordings"),
         "wall_clients": int(health.get("wall_clients", 0) or 0),
     }  # fmt: skip
@@ -186,6 +193,10 @@ def verdict(samples: list[dict[str, Any]], total_min: float) -> dict[str, Any]:
         "settle_min": settle,
         "rss_mb_per_h": slope_per_hour(xs, [s["rss_mb"] for s in steady]),
         "children_rss_mb_per_h": slope_per_hour(xs, [s["children_rss_mb"] for s in steady]),
+        "rss_mb_per_h_by_kind": {
+            k: slope_per_hour(xs, [float(s.get(f"{k}_mb") or 0.0) for s in steady])
+            for k in (*KINDS, "malloc_in_use", "malloc_free_kept", "malloc_mmap")
+        },
         "fds_range": [min(s["fds"] for s in steady), max(s["fds"] for s in steady)],
         "threads_range": [min(s["threads"] for s in steady), max(s["threads"] for s in steady)],
         "loop_lag_p99_ms_max": max(s["loop_lag_p99_ms"] for s in steady),
@@ -220,22 +231,18 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     t = [s["t_min"] for s in samples]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig, axes = plt.subplots(3, 2, figsize=(11, 10), sharex=True)
     series = [
-        (
-            axes[0][0],
-            "memory, MB",
-            [
-                ("RSS, demo process", "rss_mb"),
-                ("RSS, its children", "children_rss_mb"),
-                ("malloc: in use", "malloc_in_use_mb"),
-                ("malloc: freed, kept", "malloc_free_kept_mb"),
-            ],
-        ),
+        (axes[0][0], "memory, MB",
+         [("RSS, demo process", "rss_mb"), ("RSS, its children", "children_rss_mb")]),
         (axes[0][1], "open files / threads", [("file descriptors", "fds"), ("threads", "threads")]),
         (axes[1][0], "event-loop lag p99, ms (last minute)", [("p99", "loop_lag_p99_ms")]),
         (axes[1][1], "on disk, MB", [("SQLite", "db_mb"), ("recordings", "recordings_mb")]),
-    ]
+        (axes[2][0], "demo's RSS by mapping, MB",
+         [(k.replace("_", " "), f"{k}_mb") for k in KINDS]),
+        (axes[2][1], "malloc, MB", [("in use", "malloc_in_use_mb"),
+         ("freed, kept", "malloc_free_kept_mb"), ("mmapped chunks", "malloc_mmap_mb")]),
+    ]  # fmt: skip
     for ax, label, lines in series:
         for name, key in lines:
             points = [(x, s.get(key)) for x, s in zip(t, samples, strict=True)]
@@ -246,7 +253,7 @@ def plot(samples: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[1][0].axhline(TARGETS["loop_lag_p99_ms"], color="red", linestyle="--", linewidth=0.8)
-    for ax in axes[1]:
+    for ax in axes[2]:
         ax.set_xlabel("minutes")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -363,6 +370,8 @@ def main() -> None:
     print_table([("figure", 34), ("measured", 12), ("target", 10), ("ok", 8)], [
         ("RSS growth, MB/h", f"{v['rss_mb_per_h']:.2f}", "< 5", v["rss_ok"]),
         ("children RSS growth, MB/h", f"{v['children_rss_mb_per_h']:.2f}", "", ""),
+        *[(f"  of it: {k.replace('_', ' ')}, MB/h", f"{g:.2f}", "", "")
+          for k, g in v["rss_mb_per_h_by_kind"].items()],
         ("file descriptors (min-max)", "{}-{}".format(*v["fds_range"]), "", ""),
         ("  10-min levels spread, fds", f"{v['fds_level_spread']:g}", "<= 2", v["fds_flat"]),
         ("threads (min-max)", "{}-{}".format(*v["threads_range"]), "", ""),

@@ -132,3 +132,34 @@ async def test_other_backends_by_file_type(assets: Path, weights: str) -> None:
         assert found["person"] == 4 and found["bus"] == 1, found
     finally:
         await det.stop()
+
+
+async def test_openvino_export_runs_directly_with_ultralytics_answers(
+    detector: Detector, model_path: Path, assets: Path
+) -> None:
+    """An OpenVINO export runs without ultralytics' predict (analytics/openvino_runner.py):
+    on real frames of every sample clip, letterboxed or packed, the same boxes, scores and
+    classes as ultralytics' own predict on the same model."""
+    import numpy as np
+    from ultralytics import YOLO
+
+    assert detector._runner is not None  # the shared export takes the direct path
+    reference = YOLO(str(model_path), task="detect")
+    images = [frame(assets, p.name) for p in sorted((assets / "frames").glob("*.jpg"))]
+    assert len(images) >= 4 and detector._packer is not None
+    shapes = [(im.shape[1], im.shape[0], 320) for im in images]  # type: ignore[attr-defined]
+    placed = detector._packer.place(shapes)
+    canvases = [detector._packer.render(images, placed, c)  # type: ignore[arg-type]
+                for c in sorted({p.canvas for p in placed})]  # fmt: skip
+    boxes = 0
+    for image in [*images, *canvases]:
+        ref = reference.predict(image, imgsz=640, conf=0.3, verbose=False)[0].boxes
+        want = sorted(zip(ref.cls.int().tolist(), ref.conf.tolist(), ref.xyxy.tolist(),
+                          strict=True))  # fmt: skip
+        found = await detector.detect("cam", image)  # type: ignore[arg-type]
+        got = sorted((d.class_id, d.confidence, [d.x1, d.y1, d.x2, d.y2]) for d in found)
+        assert [c for c, _, _ in got] == [c for c, _, _ in want]
+        assert np.allclose([s for _, s, _ in got], [s for _, s, _ in want], atol=1e-3)
+        assert np.allclose([b for _, _, b in got], [b for _, _, b in want], atol=0.5)
+        boxes += len(got)
+    assert boxes >= 20
