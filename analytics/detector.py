@@ -82,7 +82,7 @@ class Detector:
         if runner is not None and runner.height == runner.width:
             self._runner = runner
             self._names = dict(runner.names)
-            self._runner.detect(np.zeros((runner.height, runner.width, 3), np.uint8), 0.5)
+            self._runner.detect([np.zeros((runner.height, runner.width, 3), np.uint8)], 0.5)
             fixed: list[int] = [runner.height, runner.width]
         else:
             from ultralytics import YOLO  # heavy import: only where a model is really needed
@@ -222,14 +222,20 @@ class Detector:
                 [(im.shape[1], im.shape[0], s) for im, s in zip(images, sizes, strict=True)]
             )
             inferences = max(p.canvas for p in placements) + 1
+            inputs: list[Image] = []
             for index in range(inferences):
                 alone = [i for i, p in enumerate(placements) if p.canvas == index]
                 if len(alone) == 1 and sizes[alone[0]] >= packer.size:
-                    # one full-size frame: ultralytics' own letterbox, exactly the classic path
-                    (out[alone[0]],) = self._predict([images[alone[0]]], packer.size)
+                    # one full-size frame: letterboxed as ultralytics does, the classic path
+                    inputs.append(images[alone[0]])
                 else:
-                    canvas = packer.render(images, placements, index)
-                    (dets,) = self._predict([canvas], packer.size)
+                    inputs.append(packer.render(images, placements, index))
+            # every input of the batch at once: the backend runs them in parallel where it can
+            for index, dets in enumerate(self._predict(inputs, packer.size)):
+                alone = [i for i, p in enumerate(placements) if p.canvas == index]
+                if len(alone) == 1 and sizes[alone[0]] >= packer.size:
+                    out[alone[0]] = dets
+                else:
                     for i, mine in unpack(dets, placements, index).items():
                         out[i] = mine
         elapsed_ms = (time.perf_counter() - started) * 1000.0
@@ -242,10 +248,16 @@ class Detector:
 
     def _predict(self, images: list[Image], imgsz: int) -> list[list[Detection]]:
         if self._runner is not None:
-            return [self._kept(self._runner.detect(im, self._base_conf)) for im in images]
-        results = self._model.predict(
-            images, imgsz=imgsz, conf=self._base_conf, device=self.config.device, verbose=False
-        )
+            return [self._kept(rows) for rows in self._runner.detect(images, self._base_conf)]
+        # A fixed-size export takes one image per run; a dynamic model a batch of one size.
+        groups = [[im] for im in images] if self.fixed_size else [images]
+        results = [
+            result
+            for group in groups
+            for result in self._model.predict(
+                group, imgsz=imgsz, conf=self._base_conf, device=self.config.device, verbose=False
+            )
+        ]
         out: list[list[Detection]] = []
         for result in results:
             boxes = result.boxes

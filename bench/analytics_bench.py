@@ -558,7 +558,8 @@ def quiet_scene(args: argparse.Namespace, assets: Path | None) -> None:
 def print_row(name: str, row: dict[str, Any]) -> None:
     print(
         f"{name:13s} cams={row['cameras']:2d} analysed/cam={row['analysed_fps_per_cam']:5.2f} "
-        f"detector={row['detector_fps']:5.2f} fps cpu={row['cpu_pct']:5.1f}% "
+        f"detector={row['detector_fps']:5.2f} fps inferences={row['inferences_per_s']:5.2f}/s "
+        f"cpu={row['cpu_pct']:5.1f}% "
         f"p95={row['latency_p95_ms']} ms sustained={row['sustained_cameras']}",
         flush=True,
     )
