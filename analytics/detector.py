@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -61,11 +62,14 @@ class Detector:
         self.config = config
         self.stats = DetectorStats()
         self._queue: asyncio.Queue[_Request] = asyncio.Queue(queue_size)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yolo")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yolo")  # loading
+        self._infer_pool: ThreadPoolExecutor | None = None
         self._model: Any = None  # ultralytics' YOLO, unless `_runner` runs the export itself
         self._runner: OpenVinoRunner | None = None
         self._names: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stats_lock = threading.Lock()  # batches finish on several threads
         self.effective_imgsz = config.imgsz
         self.fixed_size: int | None = None  # the static input of an export, None if dynamic
         self._packer: Packer | None = None
@@ -129,8 +133,16 @@ class Detector:
             len(self._names),
         )
 
+    @property
+    def parallel_batches(self) -> int:
+        """Batches in the model at once: one per stream of a directly run export, so the next
+        batch starts while the last one's boxes are decoded and its frames are packed; one
+        through ultralytics (its predictor keeps state between calls)."""
+        return self._runner.streams if self._runner is not None else 1
+
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._load_blocking)
+        self._infer_pool = ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="infer")
         self._task = asyncio.create_task(self._batch_loop(), name="detector")
 
     async def stop(self) -> None:
@@ -138,10 +150,15 @@ class Detector:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         while not self._queue.empty():
             req = self._queue.get_nowait()
             req.future.cancel()
         await asyncio.to_thread(self._pool.shutdown, True)
+        if self._infer_pool is not None:
+            await asyncio.to_thread(self._infer_pool.shutdown, True)
 
     @property
     def class_names(self) -> dict[int, str]:
@@ -164,6 +181,21 @@ class Detector:
 
     async def _batch_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.parallel_batches)
+        while True:
+            # A batch is formed when the model has room for it, so what queued meanwhile
+            # goes together.
+            await slots.acquire()
+            try:
+                batch = await self._next_batch(loop)
+            except BaseException:
+                slots.release()
+                raise
+            task = asyncio.create_task(self._run_batch(batch, slots), name="detector-batch")
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _next_batch(self, loop: asyncio.AbstractEventLoop) -> list[_Request]:
         while True:
             batch = [await self._queue.get()]
             # An idle detector waits a moment for company; a busy one (frames already queued
@@ -182,24 +214,29 @@ class Detector:
                 except TimeoutError:
                     break
             batch = [r for r in batch if not r.future.cancelled()]
-            if not batch:
-                continue
-            try:
-                results = await loop.run_in_executor(
-                    self._pool,
-                    self._infer_blocking,
-                    [r.image for r in batch],
-                    [r.size for r in batch],
-                )
-            except Exception as exc:  # one bad batch must not kill detection for everyone
-                log.exception("detector batch of %d failed", len(batch))
-                for req in batch:
-                    if not req.future.done():
-                        req.future.set_exception(exc)
-                continue
-            for req, dets in zip(batch, results, strict=True):
+            if batch:
+                return batch
+
+    async def _run_batch(self, batch: list[_Request], slots: asyncio.Semaphore) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._infer_pool, self._infer_blocking, [r.image for r in batch],
+                [r.size for r in batch])  # fmt: skip
+        except asyncio.CancelledError:
+            for req in batch:
+                req.future.cancel()
+            raise
+        except Exception as exc:  # one bad batch must not kill detection for everyone
+            log.exception("detector batch of %d failed", len(batch))
+            for req in batch:
                 if not req.future.done():
-                    req.future.set_result(dets)
+                    req.future.set_exception(exc)
+            return
+        finally:
+            slots.release()
+        for req, dets in zip(batch, results, strict=True):
+            if not req.future.done():
+                req.future.set_result(dets)
 
     def _infer_blocking(
         self, images: list[Image], sizes: list[int] | None = None
@@ -239,11 +276,12 @@ class Detector:
                     for i, mine in unpack(dets, placements, index).items():
                         out[i] = mine
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        self.stats.batches += 1
-        self.stats.images += len(images)
-        self.stats.inferences += inferences
-        self.stats.last_batch_size = len(images)
-        self.stats.inference_ms.append(elapsed_ms / max(inferences, 1))
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.images += len(images)
+            self.stats.inferences += inferences
+            self.stats.last_batch_size = len(images)
+            self.stats.inference_ms.append(elapsed_ms / max(inferences, 1))
         return out
 
     def _predict(self, images: list[Image], imgsz: int) -> list[list[Detection]]:

@@ -11,6 +11,8 @@ against ultralytics' on real frames in tests/test_detector.py.
 
 from __future__ import annotations
 
+import queue
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +67,50 @@ class OpenVinoRunner:
         # (its threads wait for each other at every layer, and spin while they wait).
         self._compiled = core.compile_model(ppp.build(), device, {"PERFORMANCE_HINT": "THROUGHPUT"})
         self.streams = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._jobs = ov.AsyncInferQueue(self._compiled, self.streams)
-        self._outputs: dict[int, npt.NDArray[np.float32]] = {}
-        self._jobs.set_callback(self._done)
-
-    def _done(self, request: Any, index: int) -> None:
-        self._outputs[index] = request.get_output_tensor(0).data[0].copy()  # the request is reused
+        # Each caller takes free requests, so two batches (from two threads) run side by side
+        # as well as the images of one batch.
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(self.streams):
+            self._free.put(self._compiled.create_infer_request())
 
     def detect(self, images: list[Image], conf: float) -> list[list[Box]]:
         """Each image's boxes (x1, y1, x2, y2, confidence, class) in its own pixels, the
         images run in parallel; an image of another size than the input is letterboxed as
-        ultralytics does (scaled to fit, centred, grey). One caller at a time."""
+        ultralytics does (scaled to fit, centred, grey). Safe from several threads at once."""
         fits = [self._letterbox(image) for image in images]
-        self._outputs.clear()
-        for index, (canvas, _, _, _) in enumerate(fits):
-            self._jobs.start_async({0: canvas[None]}, index)
-        self._jobs.wait_all()
+        raws: list[npt.NDArray[np.float32] | None] = [None] * len(fits)
+        mine: deque[tuple[int, Any]] = deque()  # (image index, request) in flight
+        try:
+            for index, (canvas, _, _, _) in enumerate(fits):
+                try:
+                    request = self._free.get_nowait()
+                except queue.Empty:
+                    if mine:  # reuse our own oldest: waiting for another caller's could deadlock
+                        done, request = mine.popleft()
+                        request.wait()
+                        raws[done] = request.get_output_tensor(0).data[0].copy()
+                    else:
+                        request = self._free.get()
+                try:
+                    request.start_async({0: canvas[None]})
+                except Exception:
+                    self._free.put(request)
+                    raise
+                mine.append((index, request))
+            while mine:
+                done, request = mine[0]
+                request.wait()
+                raws[done] = request.get_output_tensor(0).data[0].copy()
+                self._free.put(mine.popleft()[1])
+        finally:
+            for _, request in mine:  # an error: hand back what we hold, finished
+                request.wait()
+                self._free.put(request)
         nc = len(self.names) or None
         out: list[list[Box]] = []
         for index, (image, (_, gain, left, top)) in enumerate(zip(images, fits, strict=True)):
-            raw = self._outputs.pop(index)
+            raw = raws[index]
+            assert raw is not None
             rows = decode(raw, conf, nc or raw.shape[0] - 4)
             if gain != 1.0 or left or top:
                 h, w = image.shape[:2]
