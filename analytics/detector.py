@@ -1,7 +1,8 @@
 """One YOLO model shared by all cameras, fed from a bounded queue and run in small batches.
 
-Inference is blocking, so it runs on a single dedicated thread (one model, one thread: no
-contention inside the backend). Requests from all cameras are gathered for at most
+Inference is blocking, so it runs on threads of its own: one batch at a time through
+ultralytics, one per stream of a directly run OpenVINO export (the next batch is packed while
+the last one is in the model). Requests from all cameras are gathered for at most
 `max_wait_ms` into one batch of at most `max_batch` images, so the latency cost of batching is
 bounded and known.
 
@@ -196,8 +197,19 @@ class Detector:
             task.add_done_callback(self._in_flight.discard)
 
     async def _next_batch(self, loop: asyncio.AbstractEventLoop) -> list[_Request]:
+        batch: list[_Request] = []
+        try:
+            return await self._gather(loop, batch)
+        except asyncio.CancelledError:  # stopped while gathering: nobody waits forever
+            for req in batch:
+                req.future.cancel()
+            raise
+
+    async def _gather(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Request]
+    ) -> list[_Request]:
         while True:
-            batch = [await self._queue.get()]
+            batch[:] = [await self._queue.get()]
             # An idle detector waits a moment for company; a busy one (frames already queued
             # while the last batch ran) takes what is there and goes: waiting would only idle it.
             backlog = not self._queue.empty()
@@ -213,9 +225,9 @@ class Detector:
                     batch.append(await asyncio.wait_for(self._queue.get(), remaining))
                 except TimeoutError:
                     break
-            batch = [r for r in batch if not r.future.cancelled()]
+            batch[:] = [r for r in batch if not r.future.cancelled()]
             if batch:
-                return batch
+                return list(batch)
 
     async def _run_batch(self, batch: list[_Request], slots: asyncio.Semaphore) -> None:
         try:

@@ -11,6 +11,7 @@ against ultralytics' on real frames in tests/test_detector.py.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections import deque
 from pathlib import Path
@@ -86,9 +87,10 @@ class OpenVinoRunner:
                     request = self._free.get_nowait()
                 except queue.Empty:
                     if mine:  # reuse our own oldest: waiting for another caller's could deadlock
-                        done, request = mine.popleft()
-                        request.wait()
+                        done, request = mine[0]
+                        request.wait()  # (if it fails, `mine` still holds it: handed back)
                         raws[done] = request.get_output_tensor(0).data[0].copy()
+                        mine.popleft()
                     else:
                         request = self._free.get()
                 try:
@@ -104,7 +106,8 @@ class OpenVinoRunner:
                 self._free.put(mine.popleft()[1])
         finally:
             for _, request in mine:  # an error: hand back what we hold, finished
-                request.wait()
+                with contextlib.suppress(Exception):  # the first error is the one to raise
+                    request.wait()
                 self._free.put(request)
         nc = len(self.names) or None
         out: list[list[Box]] = []

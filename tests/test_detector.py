@@ -63,6 +63,18 @@ async def test_concurrent_cameras_are_batched(detector: Detector, assets: Path) 
     assert detector.stats.p50_ms() > 0
 
 
+async def test_stop_cancels_a_batch_still_gathering(model_path: Path, assets: Path) -> None:
+    """A request taken off the queue into a batch that waits for company must not be left
+    pending forever when the detector stops (its camera would wait on it)."""
+    det = Detector(DetectorConfig(model=str(model_path), max_wait_ms=500, max_batch=8))
+    await det.start()
+    future = await det.submit("cam", frame(assets, "pets2009_vtest_480x360_tiodh_f0170.jpg"))  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)  # taken into the batch, waiting 0.5 s for more
+    assert det.queue_depth == 0 and not future.done()
+    await det.stop()
+    assert future.cancelled()
+
+
 async def test_per_class_confidence(model_path: Path, assets: Path) -> None:
     strict = Detector(
         DetectorConfig(model=str(model_path), confidence=0.3, class_confidence={"person": 0.95})
