@@ -199,35 +199,31 @@ class Detector:
     async def _next_batch(self, loop: asyncio.AbstractEventLoop) -> list[_Request]:
         batch: list[_Request] = []
         try:
-            return await self._gather(loop, batch)
+            while True:
+                batch = [await self._queue.get()]
+                # An idle detector waits a moment for company; a busy one (frames already
+                # queued while the last batch ran) takes what is there and goes: waiting would
+                # only idle it.
+                backlog = not self._queue.empty()
+                deadline = loop.time() + (0.0 if backlog else self.config.max_wait_ms / 1000.0)
+                while len(batch) < self.config.max_batch:
+                    if not self._queue.empty():
+                        batch.append(self._queue.get_nowait())
+                        continue
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    except TimeoutError:
+                        break
+                batch = [r for r in batch if not r.future.cancelled()]
+                if batch:
+                    return batch
         except asyncio.CancelledError:  # stopped while gathering: nobody waits forever
             for req in batch:
                 req.future.cancel()
             raise
-
-    async def _gather(
-        self, loop: asyncio.AbstractEventLoop, batch: list[_Request]
-    ) -> list[_Request]:
-        while True:
-            batch[:] = [await self._queue.get()]
-            # An idle detector waits a moment for company; a busy one (frames already queued
-            # while the last batch ran) takes what is there and goes: waiting would only idle it.
-            backlog = not self._queue.empty()
-            deadline = loop.time() + (0.0 if backlog else self.config.max_wait_ms / 1000.0)
-            while len(batch) < self.config.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            batch[:] = [r for r in batch if not r.future.cancelled()]
-            if batch:
-                return list(batch)
 
     async def _run_batch(self, batch: list[_Request], slots: asyncio.Semaphore) -> None:
         try:

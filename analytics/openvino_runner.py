@@ -81,18 +81,20 @@ class OpenVinoRunner:
         fits = [self._letterbox(image) for image in images]
         raws: list[npt.NDArray[np.float32] | None] = [None] * len(fits)
         mine: deque[tuple[int, Any]] = deque()  # (image index, request) in flight
+
+        def finish_oldest() -> Any:
+            done, request = mine[0]
+            request.wait()  # (if it fails, `mine` still holds it: handed back below)
+            raws[done] = request.get_output_tensor(0).data[0].copy()
+            return mine.popleft()[1]
+
         try:
             for index, (canvas, _, _, _) in enumerate(fits):
                 try:
                     request = self._free.get_nowait()
                 except queue.Empty:
-                    if mine:  # reuse our own oldest: waiting for another caller's could deadlock
-                        done, request = mine[0]
-                        request.wait()  # (if it fails, `mine` still holds it: handed back)
-                        raws[done] = request.get_output_tensor(0).data[0].copy()
-                        mine.popleft()
-                    else:
-                        request = self._free.get()
+                    # Reuse our own oldest: waiting for another caller's could deadlock.
+                    request = finish_oldest() if mine else self._free.get()
                 try:
                     request.start_async({0: canvas[None]})
                 except Exception:
@@ -100,10 +102,7 @@ class OpenVinoRunner:
                     raise
                 mine.append((index, request))
             while mine:
-                done, request = mine[0]
-                request.wait()
-                raws[done] = request.get_output_tensor(0).data[0].copy()
-                self._free.put(mine.popleft()[1])
+                self._free.put(finish_oldest())
         finally:
             for _, request in mine:  # an error: hand back what we hold, finished
                 with contextlib.suppress(Exception):  # the first error is the one to raise
