@@ -170,6 +170,7 @@ def sample(proc: psutil.Process, health: dict[str, Any], data: Path, t0: float) 
         "malloc_in_use_mb": heap.get("malloc_in_use_mb"),
         "malloc_free_kept_mb": heap.get("malloc_free_kept_mb"),
         "malloc_mmap_mb": heap.get("malloc_mmap_mb"),
+        "sqlite_mb": heap.get("sqlite_mb"), "python_blocks": heap.get("python_blocks"),
         **by_kind,
         "db_mb": db, "recordings_mb": size_mb(data / "recordings"),
         "wall_clients": int(health.get("wall_clients", 0) or 0),
@@ -195,8 +196,11 @@ def verdict(samples: list[dict[str, Any]], total_min: float) -> dict[str, Any]:
         "children_rss_mb_per_h": slope_per_hour(xs, [s["children_rss_mb"] for s in steady]),
         "rss_mb_per_h_by_kind": {
             k: slope_per_hour(xs, [float(s.get(f"{k}_mb") or 0.0) for s in steady])
-            for k in (*KINDS, "malloc_in_use", "malloc_free_kept", "malloc_mmap")
+            for k in (*KINDS, "malloc_in_use", "malloc_free_kept", "malloc_mmap", "sqlite")
         },
+        "python_blocks_per_h": slope_per_hour(
+            xs, [float(s.get("python_blocks") or 0) for s in steady]
+        ),
         "fds_range": [min(s["fds"] for s in steady), max(s["fds"] for s in steady)],
         "threads_range": [min(s["threads"] for s in steady), max(s["threads"] for s in steady)],
         "loop_lag_p99_ms_max": max(s["loop_lag_p99_ms"] for s in steady),

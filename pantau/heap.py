@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +54,25 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
+def _sqlite_status() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """sqlite3_status64 of the SQLite library Python's sqlite3 module runs on (loaded already:
+    dlopen of the module finds it again, linked in or as libsqlite3)."""
+    try:
+        import _sqlite3
+
+        status = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
+    except (ImportError, OSError, AttributeError):
+        return None
+    status.restype = ctypes.c_int
+    status.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64),
+                       ctypes.POINTER(ctypes.c_int64), ctypes.c_int]  # fmt: skip
+    return status
+
+
+_SQLITE_STATUS = _sqlite_status()
+SQLITE_STATUS_MEMORY_USED = 0  # sqlite3.h: every connection's page cache, schema and statements
+
+
 def limit_arenas(count: int | None = None) -> bool:
     """Cap malloc's arenas and fix its mmap threshold (call before threads start;
     MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ in the environment win)."""
@@ -76,6 +96,16 @@ def mallinfo() -> dict[str, float]:
         "malloc_free_kept_mb": round(info.fordblks / 1e6, 1),
         "malloc_mmap_mb": round(info.hblkhd / 1e6, 1),
     }
+
+
+def sqlite_memory_mb() -> float | None:
+    """What SQLite holds in this process (all connections), in MB; None where unknown."""
+    if _SQLITE_STATUS is None:
+        return None
+    current, highest = ctypes.c_int64(0), ctypes.c_int64(0)
+    if _SQLITE_STATUS(SQLITE_STATUS_MEMORY_USED, current, highest, 0) != 0:
+        return None
+    return round(current.value / 1e6, 2)
 
 
 def rss_mb() -> float:
@@ -118,6 +148,9 @@ class HeapKeeper:
         self.released_mb += max(0.0, before - rss_mb())
         log.debug("heap trimmed in %.1f ms", (time.monotonic() - started) * 1000)
 
-    def state(self) -> dict[str, float]:
-        return {"rss_mb": rss_mb(), **mallinfo(), "trims": self.trims,
+    def state(self) -> dict[str, float | None]:
+        # Python's own objects live in pymalloc arenas that mallinfo does not see: their
+        # count of allocated blocks says whether growth is Python's or native.
+        return {"rss_mb": rss_mb(), **mallinfo(), "sqlite_mb": sqlite_memory_mb(),
+                "python_blocks": sys.getallocatedblocks(), "trims": self.trims,
                 "trim_released_mb": round(self.released_mb, 1)}  # fmt: skip

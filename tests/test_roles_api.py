@@ -41,6 +41,7 @@ from events.roster import duty_board
 from events.store import Store
 from pantau.config import ConfigError, load
 from pantau.config_editor import ConfigEditor
+from pantau.heap import HeapKeeper
 from pantau.reloader import ConfigSource, ReloadResult, digest
 from pantau.state_labelling import Labelling
 from tests.conftest import serve_asgi
@@ -140,7 +141,8 @@ async def roles_site(tmp_path: Path) -> AsyncIterator[Site]:
         store=store, hub=Hub(open_incidents, {}), live=LiveFrames(NoFrames()),
         cameras=[CameraInfo(id="cam-1", name="Satu", url_masked="rtsp://h/x")],
         walls=[Wall(id="utama")], ui=UiConfig(), snapshot_dir=None, clip_dir=None,
-        health=lambda: {"cameras": {"cam-1": "online"}}, accounts=accounts, desk=desk,
+        health=lambda: {"cameras": {"cam-1": "online"}, "memory": HeapKeeper().state()},
+        accounts=accounts, desk=desk,
         api_keys=ApiKeys(store), reload=reload, editor=ConfigEditor(source, reload),
         duty=lambda at: duty_board(DUTY_OPDS, WorkCalendar(CalendarConfig(), "Asia/Jakarta"), at),
         attachments=attachments, chat_links=links, whatsapp=whatsapp,
@@ -392,6 +394,10 @@ async def test_metrics_in_prometheus_format(site: Site) -> None:
     assert families["pantau_incidents_open"].type == "gauge"
     assert families["process_resident_memory_bytes"].samples[0].value > 10e6
     assert families["process_open_fds"].samples[0].value > 0
+    # The store's own SQLite connection is open: its caches are counted, as is the C heap.
+    assert families["pantau_sqlite_memory_bytes"].samples[0].value > 0
+    assert families["pantau_malloc_in_use_bytes"].samples[0].value > 1e6
+    assert families["pantau_python_allocated_blocks"].samples[0].value > 10_000
 
 
 async def test_supervisors_silence_notifications_from_the_wall(site: Site) -> None:

@@ -74,6 +74,20 @@ class _Snapshot(Collector):
         for h in self.honesty:
             flagged.add_metric([h.camera_id, h.rule], 1.0 if h.flagged else 0.0)
         yield flagged
+        memory = self.health.get("memory")
+        if isinstance(memory, dict):
+            # What RSS alone cannot tell apart on a box that grows: the C heap, SQLite's
+            # caches inside it, Python's objects (pymalloc arenas, outside mallinfo).
+            for name, key, doc in (
+                ("pantau_malloc_in_use_bytes", "malloc_in_use_mb", "C heap in use (mallinfo2)"),
+                ("pantau_sqlite_memory_bytes", "sqlite_mb", "SQLite memory, all connections"),
+            ):
+                if memory.get(key) is not None:
+                    yield GaugeMetricFamily(name, doc, value=_num(memory[key]) * 1e6)
+            if memory.get("python_blocks") is not None:
+                yield GaugeMetricFamily("pantau_python_allocated_blocks",
+                                        "Python objects' allocated memory blocks",
+                                        value=_num(memory["python_blocks"]))  # fmt: skip
         wall = GaugeMetricFamily("pantau_wall_clients", "wall screens connected")
         wall.add_metric([], _num(self.health.get("wall_clients")))
         yield wall
