@@ -64,6 +64,9 @@ class SegmentIndex:
         self._lock = threading.Lock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # Small rows, read by time range: a few index pages are hot. SQLite's default 2 MB
+            # cache would fill for hours with pages of old segments (RSS growth in a soak).
+            self._conn.execute("PRAGMA cache_size=-256")
             self._conn.executescript(SCHEMA)
 
     def close(self) -> None:

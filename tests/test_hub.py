@@ -232,9 +232,32 @@ async def test_history_is_bounded_by_size_as_well_as_count() -> None:
     for _ in range(40):
         hub.publish(opened())
     assert 3 <= len(hub._history) <= 5
-    assert hub._history_size == sum(len(m) for _, m, _ in hub._history) <= 5 * one
+    assert hub._history_size == sum(len(m) for _, m, _, _ in hub._history) <= 5 * one
     oldest = hub._history[0][0]
     _, first = await hub.connect(since=oldest - 1)
     assert [json.loads(m)["seq"] for m in first] == list(range(oldest, 41))
     _, first = await hub.connect(since=10)
+    assert [json.loads(m)["type"] for m in first] == ["snapshot"]
+
+
+async def test_history_is_bounded_by_age() -> None:
+    """A screen resumes from a blip with exactly what it missed; deltas older than the
+    history's window are gone (the level stops rising after that window, not after an hour),
+    and a screen back from further away gets a snapshot."""
+
+    async def nothing() -> list:  # type: ignore[type-arg]
+        return []
+
+    hub = Hub(nothing, {}, history=1000, history_s=1.0)
+    for _ in range(5):
+        hub.publish(opened())
+    _, first = await hub.connect(since=2)
+    assert [json.loads(m)["seq"] for m in first] == [3, 4, 5]
+    await asyncio.sleep(1.2)
+    for _ in range(3):
+        hub.publish(opened())
+    assert [seq for seq, *_ in hub._history] == [6, 7, 8]
+    _, first = await hub.connect(since=5)
+    assert [json.loads(m)["seq"] for m in first] == [6, 7, 8]
+    _, first = await hub.connect(since=3)
     assert [json.loads(m)["type"] for m in first] == ["snapshot"]

@@ -1,9 +1,12 @@
 """WebSocket fan-out: a snapshot on connect, then numbered deltas; resume after reconnect.
 
-Every delta has a sequence number. The hub keeps the last `history` deltas (and no more than
-`history_bytes` of them: incident messages are large, and a history that fills for most of an
-hour reads as a leak on a 24/7 box), so a client that reconnects with `?since=N` gets exactly
-what it missed, or a fresh snapshot when N is too old.
+Every delta has a sequence number. The hub keeps the deltas of the last `history_s` seconds (and
+no more than `history` of them, nor `history_bytes`), so a client that reconnects with `?since=N`
+gets exactly what it missed, or a fresh snapshot when N is too old. A screen back from a blip
+resumes; one away for longer than minutes is better served by a snapshot than by a replay, and
+a history bounded by time reaches its level within those minutes instead of filling for an hour
+or more at a quiet site (incident updates are kilobytes each): on a 24/7 box that reads as a
+leak.
 Each client has a bounded queue; a client that cannot keep up is disconnected (it will resume)
 rather than slowing every other screen on the wall.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,12 +69,15 @@ class Hub:
         history: int = 2048,
         client_queue: int = 256,
         history_bytes: int = 2_000_000,
+        history_s: float = 300.0,
     ) -> None:
         self._open_incidents = open_incidents
         self._static = static_snapshot
-        self._history: deque[tuple[int, str, frozenset[str] | None]] = deque()
+        # (seq, message, audience, monotonic time it was sent)
+        self._history: deque[tuple[int, str, frozenset[str] | None, float]] = deque()
         self._history_count = history
         self._history_bytes = history_bytes
+        self._history_s = history_s
         self._history_size = 0  # characters of the messages in the history
         self._routed: dict[str, frozenset[str]] = {}  # incident id -> OPDs it was routed to
         self._client_queue = client_queue
@@ -178,10 +185,13 @@ class Hub:
         self._fan_out(message, audience)
 
     def _fan_out(self, message: str, audience: frozenset[str] | None) -> None:
-        self._history.append((self.seq, message, audience))
+        now = time.monotonic()
+        self._history.append((self.seq, message, audience, now))
         self._history_size += len(message)
-        while len(self._history) > self._history_count or (
-            self._history_size > self._history_bytes and len(self._history) > 1
+        while len(self._history) > 1 and (
+            len(self._history) > self._history_count
+            or self._history_size > self._history_bytes
+            or now - self._history[0][3] > self._history_s
         ):
             self._history_size -= len(self._history.popleft()[1])
         self._send(message, audience)
@@ -226,7 +236,7 @@ class Hub:
         self._clients.add(client)
         oldest = self._history[0][0] if self._history else self.seq + 1
         if since is not None and oldest - 1 <= since <= self.seq:
-            first = [m for s, m, aud in self._history if s > since and client.sees(aud)]
+            first = [m for s, m, aud, _ in self._history if s > since and client.sees(aud)]
         else:
             first = [await self.snapshot(opd)]
         return client, first
