@@ -32,6 +32,7 @@ class Api:
     client: httpx.AsyncClient
     store: Store
     keys: dict[str, str]  # opd -> key
+    deps: WallboardDeps  # read per request, as a live reload replaces its parts
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         serve_asgi(create_app(deps)) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=staff) as client,
     ):
-        yield Api(client, store, made)
+        yield Api(client, store, made, deps)
     await bus.close()
     await store.close()
 
@@ -257,6 +258,24 @@ async def test_cap_alert_update_and_cancel(api: Api) -> None:
     for item in first:
         inc = await api.store.incident(item["incident_id"])
         assert inc is not None and inc.state == IncidentState.RESOLVED and not inc.active
+
+
+async def test_a_warning_for_another_kabupaten_opens_nothing_in_a_kecamatan_of_ours(
+    api: Api,
+) -> None:
+    # The case: the demo has a kecamatan "Timur"; BMKG warns "... - Lombok Timur".
+    api.deps.kecamatan = ["Kota", "Barat", "Timur", "Utara", "Selatan"]
+    bmkg = cap("BMKG-LOTIM", area="Selong, Sakra, Masbagik, Aikmel - Lombok Timur")
+    r = await post_cap(api, bmkg)
+    assert r.status_code == 201, r.text
+    assert [a.kecamatan for a in await api.store.alerts()] == [None]
+    incidents = await api.store.incidents(active=True)
+    assert len(incidents) == 1 and incidents[0].kecamatan is None
+    # The same deployment still places a warning that names its own kecamatan.
+    r = await post_cap(api, cap("BMKG-TIMUR", area="Kec. Timur, Kab. Contoh"))
+    assert r.status_code == 201, r.text
+    placed = await api.store.incident(r.json()[0]["incident_id"])
+    assert placed is not None and placed.kecamatan == "Timur"
 
 
 async def test_cap_test_and_exercise_are_kept_but_never_routed(api: Api) -> None:
